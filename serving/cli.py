@@ -1,0 +1,337 @@
+"""The `switchboard` command: train, evaluate, promote, list models, serve.
+
+Readable tables and progress bars on a terminal; one JSON object on stdout
+with `--json`. Heavy imports happen inside the commands so `--help` is quick.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from features.errors import SwitchboardError
+
+app = typer.Typer(
+    help="Switchboard: governed support-ticket routing.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger(__name__)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+TextColumnOption = Annotated[str, typer.Option(help="Column holding the ticket text.")]
+LabelColumnOption = Annotated[str, typer.Option(help="Column holding the queue label.")]
+SplitColumnOption = Annotated[
+    str, typer.Option(help="Column with train / validation / test values, if any.")
+]
+OosOption = Annotated[
+    str | None,
+    typer.Option(
+        "--out-of-scope-label",
+        help="Label of rows no queue should take: left out of training; in "
+        "evaluation right only when the model abstains.",
+    ),
+]
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log at INFO.")
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def train(
+    data: Annotated[
+        Path, typer.Option(help="Parquet, CSV or JSONL file of labelled tickets.")
+    ],
+    text_column: TextColumnOption = "text",
+    label_column: LabelColumnOption = "label",
+    split_column: SplitColumnOption = "split",
+    out_of_scope_label: OosOption = None,
+    target_precision: Annotated[
+        float | None, typer.Option(help="Validation precision the thresholds aim for.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a model version on labelled tickets and register it as challenger."""
+    from training.service import DataOptions
+    from training.service import train as run_training
+
+    options = DataOptions(text_column, label_column, split_column, out_of_scope_label)
+    with _failures(), _progress(as_json) as hooks:
+        result = run_training(
+            _settings(),
+            data,
+            options,
+            overrides={"target_precision": target_precision},
+            **hooks,
+        )
+    if as_json:
+        _print_json(result)
+        return
+    console = Console()
+    console.print(
+        f"[bold]Registered {result['model']} version {result['model_version']}[/] "
+        f"(alias challenger, run {result['run_id']})"
+    )
+    _print_metrics(console, result["metrics"])
+    if result["rare_labels"]:
+        console.print(
+            "[yellow]Labels with too few training rows (never auto-routed):[/] "
+            + ", ".join(f"{k} ({v})" for k, v in sorted(result["rare_labels"].items()))
+        )
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Labelled tickets to score.")],
+    model: Annotated[
+        str, typer.Option(help="Version number, champion or challenger.")
+    ] = "champion",
+    text_column: TextColumnOption = "text",
+    label_column: LabelColumnOption = "label",
+    split_column: SplitColumnOption = "split",
+    split: Annotated[
+        str | None,
+        typer.Option(help="Score only this split (default: test if present)."),
+    ] = None,
+    out_of_scope_label: OosOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score a registered model version on labelled tickets."""
+    from training.service import DataOptions
+    from training.service import evaluate as run_evaluation
+
+    options = DataOptions(text_column, label_column, split_column, out_of_scope_label)
+    with _failures():
+        result = run_evaluation(_settings(), model, data, options, split=split)
+    if as_json:
+        _print_json(result)
+        return
+    console = Console()
+    console.print(
+        f"[bold]{result['model']} version {result['model_version']}[/] "
+        f"on {data} ({result['split']} rows)"
+    )
+    _print_metrics(console, result["metrics"])
+    _print_per_queue(console, result["per_queue"])
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Version number or alias to promote.")],
+    reason: Annotated[str, typer.Option(help="Why, recorded on the version.")],
+    by: Annotated[
+        str | None, typer.Option(help="Who promotes (default: the current user).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the promotion gates and, if they pass, make a version champion."""
+    from features.errors import GateFailedError
+    from training.service import promote_version
+
+    try:
+        result = promote_version(_settings(), version, reason, promoted_by=by)
+    except GateFailedError as err:
+        if as_json:
+            _print_json(
+                {"promoted": False, "version": version, "failures": err.failures}
+            )
+        else:
+            Console(stderr=True).print(f"[red]Promotion of {version} refused:[/]")
+            for failure in err.failures:
+                Console(stderr=True).print(f"  {failure}")
+        raise typer.Exit(1) from err
+    except SwitchboardError as err:
+        _fail(err)
+    payload = {
+        "promoted": True,
+        "version": result.version,
+        "previous_champion": result.previous_champion,
+        "promoted_by": result.promoted_by,
+        "reason": result.reason,
+        "promoted_at": result.promoted_at,
+        "gates": [check.describe() for check in result.checks],
+    }
+    if as_json:
+        _print_json(payload)
+        return
+    console = Console()
+    console.print(f"[bold green]Version {result.version} is now champion.[/]")
+    for line in payload["gates"]:
+        console.print(f"  {line}")
+
+
+@app.command()
+def models(as_json: JsonOption = False) -> None:
+    """List the registered versions with aliases, metrics and thresholds."""
+    from features.settings import Settings
+    from training.registry import list_versions
+
+    settings: Settings = _settings()
+    with _failures():
+        versions = list_versions(settings)
+    rows = [
+        {
+            "version": v.version,
+            "aliases": v.aliases,
+            "metrics": v.metrics,
+            "thresholds": json.loads(v.tags.get("thresholds", "{}")),
+            "promoted_by": v.tags.get("promoted_by"),
+            "promoted_reason": v.tags.get("promoted_reason"),
+            "data_hash": v.tags.get("data_hash"),
+            "run_id": v.run_id,
+        }
+        for v in versions
+    ]
+    if as_json:
+        _print_json({"model": settings.registered_model, "versions": rows})
+        return
+    console = Console()
+    if not rows:
+        console.print(
+            f"No versions of {settings.registered_model} yet: run `switchboard train`."
+        )
+        return
+    table = Table(title=settings.registered_model)
+    for column in (
+        "version",
+        "aliases",
+        "macro_f1",
+        "coverage",
+        "ece",
+        "global thr.",
+        "min sim.",
+        "promoted by",
+    ):
+        table.add_column(column)
+    for row in rows:
+        metrics, thresholds = row["metrics"], row["thresholds"]
+        table.add_row(
+            row["version"],
+            ", ".join(row["aliases"]),
+            _fmt(metrics.get("macro_f1")),
+            _fmt(metrics.get("coverage")),
+            _fmt(metrics.get("ece")),
+            _fmt(thresholds.get("global")),
+            _fmt(thresholds.get("min_similarity")),
+            row["promoted_by"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def bootstrap(as_json: JsonOption = False) -> None:
+    """Train and promote the default model on the bundled sample if none is champion."""
+    from training.service import ensure_default_model
+
+    with _failures(), _progress(as_json) as hooks:
+        version = ensure_default_model(_settings(), **hooks)
+    payload = {"model": version.name, "champion": version.version, **version.metrics}
+    if as_json:
+        _print_json(payload)
+    else:
+        Console().print(f"Champion: {version.name} version {version.version}")
+
+
+def _settings() -> Any:
+    from features.settings import Settings
+
+    return Settings()
+
+
+@contextmanager
+def _failures() -> Iterator[None]:
+    try:
+        yield
+    except SwitchboardError as err:
+        _fail(err)
+
+
+def _fail(err: SwitchboardError) -> None:
+    Console(stderr=True).print(f"[red]error:[/] {err}")
+    raise typer.Exit(2) from err
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[dict[str, Callable[..., None]]]:
+    """Hooks that drive a progress bar on stderr (silent with --json)."""
+    if quiet or not sys.stderr.isatty():
+        console = Console(stderr=True, quiet=quiet)
+        yield {"on_step": lambda message: console.print(f"- {message}")}
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("encoding", total=None)
+        yield {
+            "on_step": lambda message: progress.console.print(f"- {message}"),
+            "on_total": lambda total: progress.update(task, total=total),
+            "on_encoded": lambda count: progress.advance(task, count),
+        }
+
+
+def _print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def _print_metrics(console: Console, metrics: dict[str, Any]) -> None:
+    table = Table(title="test metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, _fmt(value))
+    console.print(table)
+
+
+def _print_per_queue(console: Console, per_queue: dict[str, dict[str, Any]]) -> None:
+    if len(per_queue) > 40:
+        return
+    table = Table(title="per queue")
+    for column in ("queue", "precision", "recall", "coverage", "support"):
+        table.add_column(column, justify="right" if column != "queue" else "left")
+    for queue, row in per_queue.items():
+        table.add_row(
+            queue,
+            _fmt(row["precision"]),
+            _fmt(row["recall"]),
+            _fmt(row["coverage"]),
+            str(row["support"]),
+        )
+    console.print(table)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
