@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -144,22 +145,33 @@ def parse_ticket(data: Any, channel: str | None = None) -> Ticket:
     try:
         return Ticket.model_validate(data)
     except ValidationError as err:
-        problems = problems_from_validation(err)
-        too_large = all(p.message.startswith("too long") for p in problems)
-        error_type = PayloadTooLargeError if too_large else InvalidTicketError
-        raise error_type(problems, channel=channel) from err
+        raise ticket_error(problems_from_errors(err.errors()), channel) from err
 
 
-def problems_from_validation(err: ValidationError) -> list[FieldProblem]:
-    """Turn pydantic's errors into field problems with the limit spelled out."""
+def ticket_error(
+    problems: list[FieldProblem], channel: str | None = None
+) -> InvalidTicketError:
+    """The right error class for a list of problems: 400, 413 or 422."""
+    if any(p.message.startswith("unknown channel") for p in problems):
+        return UnknownChannelError(problems, channel=channel)
+    if problems and all(p.message == "too long" for p in problems):
+        return PayloadTooLargeError(problems, channel=channel)
+    return InvalidTicketError(problems, channel=channel)
+
+
+def problems_from_errors(errors: Sequence[Any]) -> list[FieldProblem]:
+    """Turn pydantic's error dicts into field problems with the limit spelled out."""
     problems = []
-    for item in err.errors():
+    for item in errors:
         # Whole-model checks have no location; the only one is "no text".
         where = ".".join(str(part) for part in item["loc"]) or "body"
         context = item.get("ctx") or {}
         if item["type"] == "string_too_long":
             limit = f"{context.get('max_length')} characters"
             problems.append(FieldProblem(where, "too long", limit))
+        elif item["type"] == "enum" and where.endswith("channel"):
+            known = ", ".join(member.value for member in Channel)
+            problems.append(FieldProblem(where, "unknown channel", known))
         elif item["type"] == "string_unicode":
             problems.append(FieldProblem(where, "not valid UTF-8 text"))
         elif item["type"] == "missing":

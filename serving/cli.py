@@ -335,3 +335,47 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (needs API keys).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
+) -> None:
+    """Start the service on a local Ray with the embedded defaults.
+
+    With no champion in the registry it first trains and promotes the default
+    model on the bundled sample. Ctrl-C or SIGTERM stops the service and Ray.
+    """
+    import signal
+    import threading
+
+    from serving.local import bind_host, deploy, shutdown, start_ray
+    from serving.settings import ServingSettings
+    from training.service import ensure_default_model
+
+    updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = ServingSettings().model_copy(update=updates)
+    console = Console(stderr=True)
+    with _failures():
+        with _progress(False) as hooks:
+            version = ensure_default_model(settings, **hooks)
+        console.print(f"champion: {version.name} version {version.version}")
+        console.print("starting Ray and the service ...")
+        start_ray()
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        try:
+            deploy(settings)
+            url = f"http://{bind_host(settings)}:{settings.port}"
+            console.print(
+                f"[bold green]Switchboard is answering on {url}[/] "
+                "(docs at /docs); Ctrl-C stops it"
+            )
+            stop.wait()
+        finally:
+            console.print("stopping the service and Ray ...")
+            shutdown()

@@ -1,0 +1,238 @@
+"""The HTTP API (FastAPI) and the Ray Serve application that serves it.
+
+`create_api(backend)` builds the FastAPI app over any `Backend`; the Ray
+Serve ingress gives it one made of deployment handles. Errors from the
+Switchboard tree map to status codes in `_error_response`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from features.errors import (
+    FieldProblem,
+    InvalidTicketError,
+    PayloadTooLargeError,
+    SwitchboardError,
+    UnknownChannelError,
+)
+from features.schema import Ticket, problems_from_errors, ticket_error
+from serving.auth import AuthError, KeyRing, Scope, ScopeError
+from serving.decision import Decision
+from serving.metrics import ServiceMetrics
+from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-API-Key"
+
+
+class Backend(Protocol):
+    async def route(self, tickets: list[Ticket]) -> list[dict[str, Any]]: ...
+    async def model_info(self) -> dict[str, Any]: ...
+    async def reload(self) -> dict[str, Any]: ...
+    async def rules_info(self) -> dict[str, Any]: ...
+
+
+class BatchRequest(BaseModel):
+    tickets: list[Ticket] = Field(description="Normalised tickets to route.")
+
+
+class BatchResponse(BaseModel):
+    decisions: list[Decision]
+
+
+def create_api(
+    backend_ref: dict[str, Backend], settings: ServingSettings, keys: KeyRing
+) -> FastAPI:
+    """The FastAPI app; `backend_ref["backend"]` is filled in by the host."""
+    api = FastAPI(
+        title="Switchboard",
+        version="0.1.0",
+        description="Governed support-ticket routing: model proposals, rule fallback.",
+    )
+    metrics = ServiceMetrics()
+    api.state.metrics = metrics
+
+    def backend() -> Backend:
+        return backend_ref["backend"]
+
+    def authorize(key: str | None, scope: Scope) -> None:
+        keys.authenticate(key, scope)
+
+    @api.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_request_bytes:
+            problem = FieldProblem(
+                "body",
+                f"request of {length} bytes",
+                f"{settings.max_request_bytes} bytes",
+            )
+            response = _error_response(PayloadTooLargeError([problem]))
+        else:
+            try:
+                response = await call_next(request)
+            except Exception:  # a bug must still answer, and be counted
+                log.exception("request failed", extra={"path": request.url.path})
+                response = JSONResponse({"error": "internal_error"}, status_code=500)
+        endpoint = _endpoint_label(request)
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    @api.exception_handler(SwitchboardError)
+    async def on_switchboard_error(_: Request, err: SwitchboardError) -> Response:
+        return _error_response(err)
+
+    @api.exception_handler(RequestValidationError)
+    async def on_validation_error(_: Request, err: RequestValidationError) -> Response:
+        errors = []
+        for item in err.errors():
+            loc = tuple(item.get("loc", ()))
+            errors.append({**item, "loc": loc[1:] if loc[:1] == ("body",) else loc})
+        return _error_response(ticket_error(problems_from_errors(errors)))
+
+    @api.post("/v1/route", response_model=Decision, tags=["routing"])
+    async def route(
+        ticket: Ticket, x_api_key: str | None = Header(default=None)
+    ) -> dict[str, Any]:
+        """Route one normalised ticket; `id`, `channel`, `subject`, `body` suffice."""
+        authorize(x_api_key, "route")
+        decisions = await backend().route([ticket])
+        metrics.record_decisions(decisions)
+        return decisions[0]
+
+    @api.post("/v1/route/batch", response_model=BatchResponse, tags=["routing"])
+    async def route_batch(
+        batch: BatchRequest, x_api_key: str | None = Header(default=None)
+    ) -> dict[str, Any]:
+        """Route many tickets in one call (up to SWITCHBOARD_MAX_BATCH_TICKETS)."""
+        authorize(x_api_key, "route")
+        if len(batch.tickets) > settings.max_batch_tickets:
+            problem = FieldProblem(
+                "tickets",
+                f"{len(batch.tickets)} tickets in one batch",
+                f"{settings.max_batch_tickets} tickets",
+            )
+            raise PayloadTooLargeError([problem])
+        decisions = await backend().route(batch.tickets)
+        metrics.record_decisions(decisions)
+        return {"decisions": decisions}
+
+    @api.post(
+        "/v1/intake/{channel}",
+        response_model=Decision,
+        tags=["routing"],
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "message/rfc822": {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+                "required": True,
+            }
+        },
+    )
+    async def intake(
+        channel: str, request: Request, x_api_key: str | None = Header(default=None)
+    ) -> dict[str, Any]:
+        """Route a raw payload: email (message/rfc822), alert, chat or portal JSON."""
+        from features.intake import normalize
+
+        authorize(x_api_key, "route")
+        raw = await request.body()
+        payload: Any = raw
+        if channel != "email":
+            try:
+                payload = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as err:
+                problem = FieldProblem("body", f"not valid JSON: {err}")
+                raise InvalidTicketError([problem], channel=channel) from err
+        ticket = normalize(channel, payload)
+        decisions = await backend().route([ticket])
+        metrics.record_decisions(decisions)
+        return decisions[0]
+
+    @api.get("/v1/model", tags=["model"])
+    async def model(x_api_key: str | None = Header(default=None)) -> dict[str, Any]:
+        """The model version serving, its thresholds and state."""
+        authorize(x_api_key, "route")
+        info = await backend().model_info()
+        metrics.set_model(info)
+        return info
+
+    @api.post("/v1/admin/reload", tags=["admin"])
+    async def reload(x_api_key: str | None = Header(default=None)) -> dict[str, Any]:
+        """Look up the champion now and swap it in if it changed."""
+        authorize(x_api_key, "admin")
+        info = await backend().reload()
+        metrics.set_model(info)
+        return info
+
+    @api.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["health"])
+    async def readyz() -> Response:
+        """Ready when rules are loaded; the model is optional, its state shown."""
+        try:
+            rules = await backend().rules_info()
+            model_info = await backend().model_info()
+        except Exception as err:  # a dead router means not ready, not a 500
+            log.warning("readiness check failed", extra={"error": type(err).__name__})
+            return JSONResponse({"ready": False, "error": type(err).__name__}, 503)
+        metrics.set_model(model_info)
+        body = {
+            "ready": True,
+            "rules": rules,
+            "model": {
+                "state": model_info.get("state"),
+                "model_version": model_info.get("model_version"),
+            },
+        }
+        return JSONResponse(body)
+
+    @api.get("/metrics", tags=["health"])
+    async def prometheus() -> Response:
+        return Response(metrics.export(), media_type="text/plain; version=0.0.4")
+
+    return api
+
+
+def _error_response(err: SwitchboardError) -> JSONResponse:
+    if isinstance(err, UnknownChannelError):
+        status = 400
+    elif isinstance(err, PayloadTooLargeError):
+        status = 413
+    elif isinstance(err, InvalidTicketError):
+        status = 422
+    elif isinstance(err, AuthError):
+        status = 401
+    elif isinstance(err, ScopeError):
+        status = 403
+    else:
+        status = 503
+    body: dict[str, Any] = {"error": type(err).__name__, "message": str(err)}
+    if isinstance(err, InvalidTicketError):
+        body["problems"] = [
+            {"field": p.field, "message": p.message, "limit": p.limit}
+            for p in err.problems
+        ]
+    headers = {"WWW-Authenticate": API_KEY_HEADER} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _endpoint_label(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")

@@ -1,0 +1,111 @@
+"""The Ray Serve application: Ingress -> Router -> Classifier.
+
+`build_app` is the import path in `configs/serve.yaml`, so `serve deploy`
+on a cluster and `switchboard serve` on a laptop build the same graph.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from features.config import bundled_config_path
+from features.errors import ConfigError
+from serving.app import create_api
+from serving.auth import KeyRing
+from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "switchboard"
+
+
+class HandleBackend:
+    """The API's backend made of deployment handles."""
+
+    def __init__(self, router: Any, classifier: Any) -> None:
+        self.router = router
+        self.classifier = classifier
+
+    async def route(self, tickets: list[Any]) -> list[dict[str, Any]]:
+        return await self.router.route.remote(tickets)
+
+    async def model_info(self) -> dict[str, Any]:
+        return await self.classifier.info.remote()
+
+    async def reload(self) -> dict[str, Any]:
+        return await self.classifier.reload.remote()
+
+    async def rules_info(self) -> dict[str, Any]:
+        return await self.router.rules_info.remote()
+
+
+def build_app(args: dict[str, Any]) -> Any:
+    """Build the application from `args` (the serve config's `args`).
+
+    Args:
+        args: `settings` (ServingSettings fields; the environment fills the
+            rest), `classifier_timeout_s`, and `deployments` (the config's
+            per-deployment options, applied here when not run by `serve
+            deploy`, which applies them itself).
+    """
+    from ray import serve
+
+    from serving.classifier import _deployment as classifier_deployment
+    from serving.router import _deployment as router_deployment
+
+    settings = ServingSettings.model_validate(args.get("settings") or {})
+    settings_dump = settings.model_dump(mode="json")
+    options = {d["name"]: _deployment_options(d) for d in args.get("deployments", [])}
+    timeout_s = float(args.get("classifier_timeout_s", 2.0))
+
+    # Fail start-up here, in the driver, on a bad rules or keys file.
+    from serving.router import RouterCore
+
+    RouterCore.from_settings(settings)
+    keys = KeyRing.load(settings.api_keys_file, settings.api_keys)
+
+    backend_ref: dict[str, Any] = {}
+    api = create_api(backend_ref, settings, keys)
+
+    @serve.deployment(name="Ingress", max_ongoing_requests=512)
+    @serve.ingress(api)
+    class Ingress:
+        def __init__(self, router: Any, classifier: Any) -> None:
+            backend_ref["backend"] = HandleBackend(router, classifier)
+            if not keys.is_enabled:
+                log.warning("API keys not configured, auth is off")
+
+    classifier = (
+        classifier_deployment()
+        .options(**options.get("Classifier", {}))
+        .bind(settings_dump)
+    )
+    router = (
+        router_deployment()
+        .options(**options.get("Router", {}))
+        .bind(classifier, settings_dump, timeout_s)
+    )
+    return Ingress.options(**options.get("Ingress", {})).bind(router, classifier)
+
+
+def load_serve_config(path: Path | None = None) -> dict[str, Any]:
+    """The Switchboard application's entry of a Ray Serve config file."""
+    path = path or bundled_config_path("serve.yaml")
+    try:
+        config = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read Ray Serve config: {err}") from err
+    for application in config.get("applications", []):
+        if application.get("import_path") == "serving.application:build_app" or (
+            application.get("name") == APP_NAME
+        ):
+            return {"http_options": config.get("http_options", {}), **application}
+    raise ConfigError(f"{path}: applications: no entry named {APP_NAME!r}")
+
+
+def _deployment_options(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in entry.items() if key != "name"}

@@ -1,0 +1,223 @@
+"""The classifier: encoder + head of the champion, with dynamic batching.
+
+`ClassifierCore` holds the model and follows the `champion` alias; it runs
+without Ray. `Classifier` is the Ray Serve deployment around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from features.encoder import Encoder
+from features.errors import RegistryError
+from features.settings import Settings
+from training.bundle import ModelBundle
+from training.registry import CHAMPION, VersionInfo, get_version, load_bundle
+
+log = logging.getLogger(__name__)
+
+FAULTS = ("none", "error", "slow")
+
+
+class ClassifierFault(RuntimeError):
+    """Raised on purpose by a fault drill (user_config `fault: error`)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: VersionInfo
+    bundle: ModelBundle
+    encoder: Encoder
+    loaded_at: str
+
+
+class ClassifierCore:
+    """The serving model, swapped atomically when the champion changes."""
+
+    def __init__(self, settings: Settings, alias: str = CHAMPION) -> None:
+        self.settings = settings
+        self.alias = alias
+        self._loaded: LoadedModel | None = None
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+        self.last_checked_at: str | None = None
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._loaded
+
+    def refresh(self) -> bool:
+        """Load the alias's version if it changed; True when a swap happened.
+
+        A failed load keeps the version already serving.
+        """
+        with self._lock:
+            self.last_checked_at = datetime.now(UTC).isoformat()
+            try:
+                target = get_version(self.settings, self.alias)
+            except RegistryError as err:
+                self.last_error = str(err)
+                if self._loaded is None:
+                    log.warning(
+                        "no champion, serving by rules", extra={"alias": self.alias}
+                    )
+                return False
+            current = self._loaded
+            if current is not None and current.version.version == target.version:
+                return False
+            try:
+                fresh = self._load(target, current)
+            except Exception as err:  # any load failure must leave serving intact
+                self.last_error = f"loading version {target.version} failed: {err}"
+                log.warning(
+                    "model load failed, keeping the serving version",
+                    extra={
+                        "target_version": target.version,
+                        "serving_version": current.version.version if current else None,
+                        "error": type(err).__name__,
+                    },
+                )
+                return False
+            self._loaded = fresh
+            self.last_error = None
+        log.info(
+            "model version swapped in",
+            extra={
+                "version": target.version,
+                "previous": current.version.version if current else None,
+            },
+        )
+        return True
+
+    def classify(self, texts: list[str]) -> list[dict[str, Any]]:
+        """One result per text: the proposal, or the reason there is none."""
+        loaded = self._loaded  # one read: a swap mid-batch cannot mix versions
+        if loaded is None:
+            return [{"status": "no_model", "detail": self.last_error or ""}] * len(
+                texts
+            )
+        predictions = loaded.bundle.predict(loaded.encoder.encode(texts))
+        thresholds = loaded.bundle.thresholds
+        results = []
+        for row, queue in enumerate(predictions.queues):
+            results.append(
+                {
+                    "status": "ready",
+                    "model_name": loaded.version.name,
+                    "model_version": loaded.version.version,
+                    "top_queues": predictions.top_queues(row),
+                    "similarity": float(predictions.similarity[row]),
+                    "thresholds": {
+                        "target_precision": thresholds.target_precision,
+                        "global_threshold": thresholds.global_threshold,
+                        "min_similarity": thresholds.min_similarity,
+                        "queues": {queue: thresholds.for_queue(queue).model_dump()},
+                    },
+                }
+            )
+        return results
+
+    def info(self) -> dict[str, Any]:
+        loaded = self._loaded
+        base = {
+            "alias": self.alias,
+            "last_checked_at": self.last_checked_at,
+            "last_error": self.last_error,
+        }
+        if loaded is None:
+            return {**base, "state": "no_model", "model_version": None}
+        return {
+            **base,
+            "state": "ready",
+            "model_name": loaded.version.name,
+            "model_version": loaded.version.version,
+            "aliases": loaded.version.aliases,
+            "loaded_at": loaded.loaded_at,
+            "encoder": loaded.bundle.encoder_identity,
+            "metrics": loaded.version.metrics,
+            "thresholds": loaded.bundle.thresholds.model_dump(),
+        }
+
+    def _load(self, target: VersionInfo, current: LoadedModel | None) -> LoadedModel:
+        _, bundle = load_bundle(self.settings, target.version)
+        if (
+            current is not None
+            and current.bundle.encoder_identity == bundle.encoder_identity
+        ):
+            encoder = current.encoder
+        else:
+            encoder = Encoder(
+                bundle.encoder, batch_size=self.settings.encode_batch_size
+            )
+            encoder.encode(["warm up the encoder"])
+        return LoadedModel(target, bundle, encoder, datetime.now(UTC).isoformat())
+
+
+def _deployment() -> Any:
+    from ray import serve
+
+    @serve.deployment(name="Classifier", max_ongoing_requests=512)
+    class Classifier:
+        """Ray Serve deployment: batches single-ticket calls into encoder calls."""
+
+        def __init__(self, settings: dict[str, Any]) -> None:
+            self.core = ClassifierCore(Settings.model_validate(settings))
+            self.core.refresh()
+            self.fault = "none"
+            self.poll_interval_s = 30.0
+            self._stop = threading.Event()
+            threading.Thread(
+                target=self._poll, name="champion-poll", daemon=True
+            ).start()
+
+        def reconfigure(self, config: dict[str, Any]) -> None:
+            import torch
+
+            torch.set_num_threads(int(config.get("torch_threads", 2)))
+            self.classify.set_max_batch_size(int(config.get("max_batch_size", 48)))
+            self.classify.set_batch_wait_timeout_s(
+                float(config.get("batch_wait_timeout_s", 0.01))
+            )
+            self.poll_interval_s = float(config.get("poll_interval_s", 30))
+            fault = str(config.get("fault", "none"))
+            self.fault = fault if fault in FAULTS else "none"
+            if self.fault != "none":
+                log.warning(
+                    "classifier fault drill active", extra={"fault": self.fault}
+                )
+
+        @serve.batch(max_batch_size=48, batch_wait_timeout_s=0.01)
+        async def classify(self, texts: list[str]) -> list[dict[str, Any]]:
+            if self.fault == "error":
+                raise ClassifierFault("fault drill: classifier set to fail")
+            if self.fault == "slow":
+                await asyncio.sleep(30)
+            # Encoding in a thread keeps the loop free to gather the next batch.
+            return await asyncio.to_thread(self.core.classify, texts)
+
+        async def info(self) -> dict[str, Any]:
+            return {**self.core.info(), "fault": self.fault}
+
+        async def reload(self) -> dict[str, Any]:
+            swapped = await asyncio.to_thread(self.core.refresh)
+            return {**self.core.info(), "swapped": swapped}
+
+        def _poll(self) -> None:
+            while not self._stop.wait(self.poll_interval_s):
+                started = time.monotonic()
+                self.core.refresh()
+                log.debug(
+                    "champion polled",
+                    extra={"elapsed_ms": (time.monotonic() - started) * 1000},
+                )
+
+        def __del__(self) -> None:
+            self._stop.set()
+
+    return Classifier

@@ -1,0 +1,97 @@
+"""Starting and stopping the application on a local Ray (the embedded default)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from serving.application import APP_NAME, build_app, load_serve_config
+from serving.auth import KeyRing
+from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+
+
+def start_ray(
+    num_cpus: int | None = None, object_store_bytes: int = 200_000_000
+) -> None:
+    """A local Ray with the dashboard off, sized for a laptop."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if ray.is_initialized():
+        return
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        object_store_memory=object_store_bytes,
+        namespace="switchboard",
+        log_to_driver=False,
+        configure_logging=False,
+    )
+
+
+def bind_host(settings: ServingSettings) -> str:
+    """The host to bind: loopback whenever auth is off, whatever was asked."""
+    keys = KeyRing.load(settings.api_keys_file, settings.api_keys)
+    if not keys.is_enabled and settings.host != LOOPBACK:
+        log.warning(
+            "auth is off, binding loopback only",
+            extra={"requested_host": settings.host, "host": LOOPBACK},
+        )
+        return LOOPBACK
+    if not keys.is_enabled:
+        log.warning("API keys not configured, auth is off", extra={"host": LOOPBACK})
+    return settings.host
+
+
+def deploy(
+    settings: ServingSettings,
+    *,
+    config_overrides: dict[str, dict[str, Any]] | None = None,
+    classifier_timeout_s: float | None = None,
+) -> Any:
+    """Run the application on the Ray this process is connected to.
+
+    `config_overrides` maps a deployment name to options laid over the serve
+    config's (tests use it for fault drills and short poll intervals).
+    """
+    from ray import serve
+
+    config = load_serve_config(settings.serve_config_path)
+    serve.start(
+        http_options={"host": bind_host(settings), "port": settings.port},
+    )
+    deployments = []
+    for entry in config.get("deployments", []):
+        merged = dict(entry)
+        extra = (config_overrides or {}).get(entry["name"], {})
+        if "user_config" in extra:
+            merged["user_config"] = {
+                **entry.get("user_config", {}),
+                **extra["user_config"],
+            }
+        merged.update({k: v for k, v in extra.items() if k != "user_config"})
+        deployments.append(merged)
+    args = {
+        **config.get("args", {}),
+        "settings": settings.model_dump(mode="json"),
+        "deployments": deployments,
+    }
+    if classifier_timeout_s is not None:
+        args["classifier_timeout_s"] = classifier_timeout_s
+    handle = serve.run(build_app(args), name=APP_NAME, route_prefix="/")
+    log.info("service started", extra={"host": settings.host, "port": settings.port})
+    return handle
+
+
+def shutdown() -> None:
+    import ray
+    from ray import serve
+
+    if ray.is_initialized():
+        serve.shutdown()
+        ray.shutdown()

@@ -1,0 +1,147 @@
+"""The router: asks the classifier within a time budget, then applies policy.
+
+`RouterCore` is plain Python (rules, automation, the policy call);
+`Router` is the Ray Serve deployment that holds the classifier handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from features.schema import Ticket
+from features.taxonomy import load_taxonomy
+from features.text import build_text
+from serving.decision import Decision, ModelProposal, ModelState
+from serving.policy import AutomationPolicy, decide, load_automation_policy
+from serving.rules import RuleBook, load_rules
+from serving.settings import ServingSettings
+from training.thresholds import RoutingThresholds
+
+log = logging.getLogger(__name__)
+
+ClassifyCall = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+class RouterCore:
+    """Everything the router does that does not need Ray."""
+
+    def __init__(self, rules: RuleBook, automation: AutomationPolicy) -> None:
+        self.rules = rules
+        self.automation = automation
+
+    @classmethod
+    def from_settings(cls, settings: ServingSettings) -> RouterCore:
+        taxonomy = load_taxonomy(settings.taxonomy_path)
+        rules = load_rules(settings.rules_path, taxonomy)
+        automation = load_automation_policy(settings.policy_path, taxonomy)
+        return cls(rules, automation)
+
+    async def route(
+        self,
+        tickets: list[Ticket],
+        classify: ClassifyCall,
+        timeout_s: float,
+        *,
+        contexts: list[dict[str, Any] | None] | None = None,
+    ) -> list[Decision]:
+        """Decide every ticket; the classifier's failure only changes the reason."""
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(
+            *(self._propose(ticket, classify, timeout_s) for ticket in tickets)
+        )
+        contexts = contexts or [None] * len(tickets)
+        decisions = []
+        for ticket, (proposal, state), context in zip(
+            tickets, outcomes, contexts, strict=True
+        ):
+            decision = decide(
+                ticket,
+                proposal=proposal,
+                state=state,
+                rules=self.rules,
+                automation=self.automation,
+                context=context,
+            )
+            decision.latency_ms = (time.perf_counter() - started) * 1000
+            decisions.append(decision)
+        return decisions
+
+    async def _propose(
+        self, ticket: Ticket, classify: ClassifyCall, timeout_s: float
+    ) -> tuple[ModelProposal | None, ModelState]:
+        text = build_text(ticket.subject, ticket.body).text
+        try:
+            result = await asyncio.wait_for(classify(text), timeout=timeout_s)
+        except TimeoutError:
+            log.warning(
+                "classifier timed out, routing by rules",
+                extra={"ticket_id": ticket.id, "timeout_s": timeout_s},
+            )
+            return None, ModelState(
+                status="timeout", detail=f"no answer in {timeout_s}s"
+            )
+        except Exception as err:  # the classifier failing must never fail a ticket
+            log.warning(
+                "classifier unavailable, routing by rules",
+                extra={"ticket_id": ticket.id, "error": type(err).__name__},
+            )
+            return None, ModelState(status="unavailable", detail=type(err).__name__)
+        return proposal_from_result(result)
+
+
+def proposal_from_result(
+    result: dict[str, Any],
+) -> tuple[ModelProposal | None, ModelState]:
+    """Turn the classifier's answer for one text into a proposal and a state."""
+    if result.get("status") != "ready":
+        status = result.get("status", "unavailable")
+        return None, ModelState(status=status, detail=str(result.get("detail", "")))
+    proposal = ModelProposal(
+        model_name=result["model_name"],
+        model_version=result["model_version"],
+        top_queues=[tuple(pair) for pair in result["top_queues"]],
+        similarity=result.get("similarity"),
+        thresholds=RoutingThresholds.model_validate(result["thresholds"]),
+    )
+    return proposal, ModelState(status="ready")
+
+
+def _deployment() -> Any:
+    from ray import serve
+
+    @serve.deployment(name="Router", max_ongoing_requests=512)
+    class Router:
+        """Ray Serve deployment composing the classifier with the policy."""
+
+        def __init__(
+            self, classifier: Any, settings: dict[str, Any], classifier_timeout_s: float
+        ) -> None:
+            self.core = RouterCore.from_settings(
+                ServingSettings.model_validate(settings)
+            )
+            self.classifier = classifier
+            self.timeout_s = classifier_timeout_s
+
+        async def route(self, tickets: list[Ticket]) -> list[dict[str, Any]]:
+            decisions = await self.core.route(tickets, self._classify, self.timeout_s)
+            return [decision.model_dump(mode="json") for decision in decisions]
+
+        async def rules_info(self) -> dict[str, Any]:
+            return {
+                "rule_set_version": self.core.rules.version,
+                "source": self.core.rules.source,
+            }
+
+        async def _classify(self, text: str) -> dict[str, Any]:
+            response = self.classifier.classify.remote(text)
+            try:
+                return await response
+            except asyncio.CancelledError:
+                response.cancel()
+                raise
+
+    return Router
