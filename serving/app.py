@@ -1,7 +1,7 @@
 """The HTTP API (FastAPI) and the Ray Serve application that serves it.
 
-`create_api(backend)` builds the FastAPI app over any `Backend`; the Ray
-Serve ingress gives it one made of deployment handles. Errors from the
+`create_api(backend, ...)` builds the FastAPI app over any `Backend`; the
+Ray Serve ingress builds it in its replica over deployment handles. Errors from the
 Switchboard tree map to status codes in `_error_response`, and nowhere else.
 """
 
@@ -50,10 +50,8 @@ class BatchResponse(BaseModel):
     decisions: list[Decision]
 
 
-def create_api(
-    backend_ref: dict[str, Backend], settings: ServingSettings, keys: KeyRing
-) -> FastAPI:
-    """The FastAPI app; `backend_ref["backend"]` is filled in by the host."""
+def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> FastAPI:
+    """The FastAPI app over `backend` (deployment handles, or in-process cores)."""
     api = FastAPI(
         title="Switchboard",
         version="0.1.0",
@@ -61,9 +59,6 @@ def create_api(
     )
     metrics = ServiceMetrics()
     api.state.metrics = metrics
-
-    def backend() -> Backend:
-        return backend_ref["backend"]
 
     def authorize(key: str | None, scope: Scope) -> None:
         keys.authenticate(key, scope)
@@ -108,7 +103,7 @@ def create_api(
     ) -> dict[str, Any]:
         """Route one normalised ticket; `id`, `channel`, `subject`, `body` suffice."""
         authorize(x_api_key, "route")
-        decisions = await backend().route([ticket])
+        decisions = await backend.route([ticket])
         metrics.record_decisions(decisions)
         return decisions[0]
 
@@ -125,7 +120,7 @@ def create_api(
                 f"{settings.max_batch_tickets} tickets",
             )
             raise PayloadTooLargeError([problem])
-        decisions = await backend().route(batch.tickets)
+        decisions = await backend.route(batch.tickets)
         metrics.record_decisions(decisions)
         return {"decisions": decisions}
 
@@ -159,7 +154,7 @@ def create_api(
                 problem = FieldProblem("body", f"not valid JSON: {err}")
                 raise InvalidTicketError([problem], channel=channel) from err
         ticket = normalize(channel, payload)
-        decisions = await backend().route([ticket])
+        decisions = await backend.route([ticket])
         metrics.record_decisions(decisions)
         return decisions[0]
 
@@ -167,7 +162,7 @@ def create_api(
     async def model(x_api_key: str | None = Header(default=None)) -> dict[str, Any]:
         """The model version serving, its thresholds and state."""
         authorize(x_api_key, "route")
-        info = await backend().model_info()
+        info = await backend.model_info()
         metrics.set_model(info)
         return info
 
@@ -175,7 +170,7 @@ def create_api(
     async def reload(x_api_key: str | None = Header(default=None)) -> dict[str, Any]:
         """Look up the champion now and swap it in if it changed."""
         authorize(x_api_key, "admin")
-        info = await backend().reload()
+        info = await backend.reload()
         metrics.set_model(info)
         return info
 
@@ -187,8 +182,8 @@ def create_api(
     async def readyz() -> Response:
         """Ready when rules are loaded; the model is optional, its state shown."""
         try:
-            rules = await backend().rules_info()
-            model_info = await backend().model_info()
+            rules = await backend.rules_info()
+            model_info = await backend.model_info()
         except Exception as err:  # a dead router means not ready, not a 500
             log.warning("readiness check failed", extra={"error": type(err).__name__})
             return JSONResponse({"ready": False, "error": type(err).__name__}, 503)

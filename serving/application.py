@@ -68,16 +68,16 @@ def build_app(args: dict[str, Any]) -> Any:
     RouterCore.from_settings(settings)
     keys = KeyRing.load(settings.api_keys_file, settings.api_keys)
 
-    backend_ref: dict[str, Any] = {}
-    api = create_api(backend_ref, settings, keys)
-
     @serve.deployment(name="Ingress", max_ongoing_requests=512)
-    @serve.ingress(api)
+    @serve.ingress()
     class Ingress:
+        """The HTTP entry point; its FastAPI app is built inside the replica."""
+
         def __init__(self, router: Any, classifier: Any) -> None:
-            backend_ref["backend"] = HandleBackend(router, classifier)
-            if not keys.is_enabled:
-                log.warning("API keys not configured, auth is off")
+            self.backend = HandleBackend(router, classifier)
+
+        def __serve_build_asgi_app__(self) -> Any:
+            return create_api(self.backend, settings, keys)
 
     classifier = (
         classifier_deployment()

@@ -196,8 +196,10 @@ def _deployment() -> Any:
         async def classify(self, texts: list[str]) -> list[dict[str, Any]]:
             if self.fault == "error":
                 raise ClassifierFault("fault drill: classifier set to fail")
-            if self.fault == "slow":
-                await asyncio.sleep(30)
+            # "slow" stalls until the drill ends (or 30 s), like a hung replica.
+            stalled_until = time.monotonic() + 30
+            while self.fault == "slow" and time.monotonic() < stalled_until:
+                await asyncio.sleep(0.1)
             # Encoding in a thread keeps the loop free to gather the next batch.
             return await asyncio.to_thread(self.core.classify, texts)
 

@@ -95,3 +95,43 @@ def shutdown() -> None:
     if ray.is_initialized():
         serve.shutdown()
         ray.shutdown()
+
+
+class InProcessBackend:
+    """The API's backend without Ray: the same router and classifier cores.
+
+    Used where one process is enough (tests of the HTTP layer, small tools);
+    classification runs in a worker thread so the event loop stays free.
+    """
+
+    def __init__(self, settings: ServingSettings, timeout_s: float = 2.0) -> None:
+        from serving.classifier import ClassifierCore
+        from serving.router import RouterCore
+
+        self.router = RouterCore.from_settings(settings)
+        self.classifier = ClassifierCore(settings)
+        self.classifier.refresh()
+        self.timeout_s = timeout_s
+
+    async def route(self, tickets: list[Any]) -> list[dict[str, Any]]:
+        decisions = await self.router.route(tickets, self._classify, self.timeout_s)
+        return [decision.model_dump(mode="json") for decision in decisions]
+
+    async def model_info(self) -> dict[str, Any]:
+        return self.classifier.info()
+
+    async def reload(self) -> dict[str, Any]:
+        import asyncio
+
+        swapped = await asyncio.to_thread(self.classifier.refresh)
+        return {**self.classifier.info(), "swapped": swapped}
+
+    async def rules_info(self) -> dict[str, Any]:
+        rules = self.router.rules
+        return {"rule_set_version": rules.version, "source": rules.source}
+
+    async def _classify(self, text: str) -> dict[str, Any]:
+        import asyncio
+
+        results = await asyncio.to_thread(self.classifier.classify, [text])
+        return results[0]

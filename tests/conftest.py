@@ -29,3 +29,38 @@ def encoder():
     loaded = Encoder()
     loaded.encode(["warm up"])
     return loaded
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for the whole test session: dashboard off, 2 CPUs."""
+    from serving.local import shutdown, start_ray
+
+    start_ray(num_cpus=2)
+    yield
+    shutdown()
+
+
+@pytest.fixture(scope="session")
+def champion_settings(tmp_path_factory):
+    """A state folder whose registry has a champion trained on generated tickets."""
+    from features.sample_data import generate_frame
+    from serving.settings import ServingSettings
+    from training.service import DataOptions, promote_version, train
+
+    home = tmp_path_factory.mktemp("champion-home")
+    data = home / "tickets.parquet"
+    generate_frame(1500, seed=5).to_parquet(data)
+    settings = ServingSettings(home=home, port=free_port())
+    trained = train(settings, data, DataOptions())
+    promote_version(settings, trained["model_version"], reason="test champion")
+    settings.home_dir.joinpath("train-data.txt").write_text(str(data))
+    return settings
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
