@@ -180,3 +180,33 @@ def problems_from_errors(errors: Sequence[Any]) -> list[FieldProblem]:
             message = str(item["msg"]).removeprefix("Value error, ")
             problems.append(FieldProblem(where, message))
     return problems
+
+
+def ticket_from_row(row: dict[str, Any]) -> Ticket:
+    """A `Ticket` from a table row (parquet, CSV, JSONL): extra columns ignored.
+
+    Missing values (None, NaN) count as absent; JSON text in `attachments` or
+    `metadata` columns is decoded. Raises like `parse_ticket`.
+    """
+    import json
+    import math
+
+    data: dict[str, Any] = {}
+    for name in Ticket.model_fields:
+        if name not in row:
+            continue
+        value = row[name]
+        if hasattr(value, "item") and not isinstance(value, list | dict | str):
+            value = value.item()  # numpy scalars
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if name in ("attachments", "metadata") and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                problem = FieldProblem(name, "not valid JSON text")
+                raise InvalidTicketError([problem]) from None
+        if name == "id" and not isinstance(value, str):
+            value = str(value)
+        data[name] = value
+    return parse_ticket(data)

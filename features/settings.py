@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         default="switchboard",
         description="MLflow experiment that training runs are logged under.",
     )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the decision store; unset: a SQLite file in the "
+            "state folder. PostgreSQL: postgresql+psycopg://user@host/db."
+        ),
+    )
     taxonomy_path: Path = Field(
         default_factory=lambda: bundled_config_path("taxonomy.yaml"),
         description="Queues and priorities; the bundled SaaS taxonomy by default.",
@@ -81,6 +88,10 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> Path:
         return self.home_dir / "mlartifacts"
+
+    def resolved_database_url(self) -> str:
+        """The decision store in force: the setting, else SQLite in the home."""
+        return self.database_url or f"sqlite:///{self.home_dir / 'decisions.db'}"
 
     def resolved_tracking_uri(self) -> str:
         """The MLflow URI in force: setting, then env, then local SQLite."""
