@@ -1,0 +1,1 @@
+"""Decision store revisions; Alembic loads them by path, in revision order."""
