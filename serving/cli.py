@@ -379,3 +379,77 @@ def serve(
         finally:
             console.print("stopping the service and Ray ...")
             shutdown()
+
+
+@app.command()
+def batch(
+    input: Annotated[
+        str, typer.Option("--input", help="Parquet, CSV or JSONL file, folder or URI.")
+    ],
+    output: Annotated[
+        str, typer.Option("--output", help="Folder or URI for decision parquet.")
+    ],
+    rejects: Annotated[
+        str | None, typer.Option(help="Where invalid rows go (default OUTPUT/rejects).")
+    ] = None,
+    id_columns: Annotated[
+        str,
+        typer.Option(help="Comma-separated input columns copied beside each decision."),
+    ] = "id",
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Tickets per encoder call.")
+    ] = 64,
+    actors: Annotated[
+        int, typer.Option(min=1, help="Classifier actors (one encoder each).")
+    ] = 1,
+    input_format: Annotated[
+        str | None,
+        typer.Option("--format", help="parquet, csv or jsonl (default: from name)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Run on this Ray cluster instead of a local Ray.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Classify a whole archive with Ray Data, by the same policy as the service."""
+    from serving.batch import BatchOptions, run_batch
+    from serving.local import shutdown
+    from serving.settings import ServingSettings
+    from training.service import champion_or_none
+
+    settings = ServingSettings()
+    console = Console(stderr=True, quiet=as_json)
+    options = BatchOptions(
+        input=input,
+        output=output,
+        rejects=rejects,
+        id_columns=tuple(c.strip() for c in id_columns.split(",") if c.strip()),
+        batch_size=batch_size,
+        actors=actors,
+        input_format=input_format,
+    )
+    with _failures():
+        if champion_or_none(settings) is None:
+            console.print("[yellow]No champion: every ticket is routed by rules.[/]")
+        try:
+            report = run_batch(settings, options, ray_address=ray_address)
+        finally:
+            if ray_address is None:
+                shutdown()
+    payload = {**report.__dict__, "balanced": report.is_balanced}
+    if as_json:
+        _print_json(payload)
+    else:
+        out = Console()
+        verdict = "[green]balanced[/]" if report.is_balanced else "[red]MISMATCH[/]"
+        out.print(
+            f"rows in {report.rows_in} = decided {report.rows_decided} + rejected "
+            f"{report.rows_rejected}: {verdict}"
+        )
+        out.print(f"decisions: {report.output}   rejects: {report.rejects}")
+        out.print(
+            "by mode: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(report.by_mode.items()))
+        )
+    if not report.is_balanced:
+        raise typer.Exit(3)

@@ -40,6 +40,38 @@ class RouterCore:
         automation = load_automation_policy(settings.policy_path, taxonomy)
         return cls(rules, automation)
 
+    def decide_all(
+        self,
+        tickets: list[Ticket],
+        results: list[dict[str, Any]] | None,
+        *,
+        contexts: list[dict[str, Any] | None] | None = None,
+        failure: ModelState | None = None,
+    ) -> list[Decision]:
+        """Decide tickets from classifier results already in hand (batch, stream).
+
+        `results` is one classifier answer per ticket, or None with `failure`
+        saying why the classifier did not run.
+        """
+        contexts = contexts or [None] * len(tickets)
+        decisions = []
+        for index, ticket in enumerate(tickets):
+            if results is None:
+                proposal, state = None, failure or ModelState(status="unavailable")
+            else:
+                proposal, state = proposal_from_result(results[index])
+            decisions.append(
+                decide(
+                    ticket,
+                    proposal=proposal,
+                    state=state,
+                    rules=self.rules,
+                    automation=self.automation,
+                    context=contexts[index],
+                )
+            )
+        return decisions
+
     async def route(
         self,
         tickets: list[Ticket],
