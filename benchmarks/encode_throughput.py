@@ -55,8 +55,10 @@ def main() -> None:
     bare_rate, path_rate = statistics.median(bare), statistics.median(path)
     print(f"rows: {len(bare_texts)}, rounds: {args.rounds}, batch: {args.batch_size}")
     print(f"bare SentenceTransformer.encode: {bare_rate:8.1f} texts/s (1.00)")
-    print(f"training path (text + cache):    {path_rate:8.1f} texts/s "
-          f"({path_rate / bare_rate:.2f})")
+    print(
+        f"training path (text + cache):    {path_rate:8.1f} texts/s "
+        f"({path_rate / bare_rate:.2f})"
+    )
 
 
 if __name__ == "__main__":

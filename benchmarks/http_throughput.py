@@ -33,7 +33,9 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--latency-requests", type=int, default=200)
-    parser.add_argument("--home", type=Path, default=None, help="State folder to reuse.")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="State folder to reuse."
+    )
     args = parser.parse_args()
 
     import httpx
@@ -86,14 +88,20 @@ def main() -> None:
     p50, p99 = _percentile(latencies, 50), _percentile(latencies, 99)
     print(f"tickets: {len(tickets)}, clients: {args.clients}")
     print(f"bare encode (batch 64):        {bare_rate:8.1f} tickets/s  1.00")
-    print(f"Switchboard HTTP:              {switchboard_rate:8.1f} tickets/s  "
-          f"{switchboard_rate / bare_rate:.2f}")
-    print(f"plain FastAPI + uvicorn:       {plain_rate:8.1f} tickets/s  "
-          f"{plain_rate / bare_rate:.2f}")
+    print(
+        f"Switchboard HTTP:              {switchboard_rate:8.1f} tickets/s  "
+        f"{switchboard_rate / bare_rate:.2f}"
+    )
+    print(
+        f"plain FastAPI + uvicorn:       {plain_rate:8.1f} tickets/s  "
+        f"{plain_rate / bare_rate:.2f}"
+    )
     print(f"Switchboard / plain service:   {switchboard_rate / plain_rate:.2f}x")
-    print(f"single request p50 / p99:      {p50:.1f} / {p99:.1f} ms "
-          f"(bare single encode p50 {bare_single_p50:.1f} ms, "
-          f"overhead {p50 - bare_single_p50:+.1f} ms)")
+    print(
+        f"single request p50 / p99:      {p50:.1f} / {p99:.1f} ms "
+        f"(bare single encode p50 {bare_single_p50:.1f} ms, "
+        f"overhead {p50 - bare_single_p50:+.1f} ms)"
+    )
 
 
 async def _throughput(url: str, tickets: list[dict], clients: int) -> float:
@@ -138,8 +146,18 @@ def _plain_service_rate(tickets: list[dict], clients: int) -> float:
 
     port = 18401
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "benchmarks.plain_service:app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "benchmarks.plain_service:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
     )
     try:

@@ -9,10 +9,10 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from fastapi import FastAPI  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+from fastapi import FastAPI
+from pydantic import BaseModel
 
-from features.encoder import Encoder  # noqa: E402
+from features.encoder import Encoder
 
 app = FastAPI()
 encoder = Encoder()

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
             "state folder. PostgreSQL: postgresql+psycopg://user@host/db."
         ),
     )
+    database_schema: str | None = Field(
+        default=None,
+        description="PostgreSQL schema for the decision store's tables (isolation).",
+    )
+    record_decisions: bool = Field(
+        default=True,
+        description="Write every decision to the decision store (the audit log).",
+    )
     taxonomy_path: Path = Field(
         default_factory=lambda: bundled_config_path("taxonomy.yaml"),
         description="Queues and priorities; the bundled SaaS taxonomy by default.",

@@ -653,7 +653,9 @@ class DecisionStore:
 
 def open_store(settings: Settings, *, schema: str | None = None) -> DecisionStore:
     """The decision store these settings point at, migrated and ready."""
-    return DecisionStore(settings.resolved_database_url(), schema=schema)
+    return DecisionStore(
+        settings.resolved_database_url(), schema=schema or settings.database_schema
+    )
 
 
 def _normalize_decision(decision: Mapping[str, Any]) -> dict[str, Any]:

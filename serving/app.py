@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Header, Request
@@ -36,7 +37,9 @@ API_KEY_HEADER = "X-API-Key"
 
 
 class Backend(Protocol):
-    async def route(self, tickets: list[Ticket]) -> list[dict[str, Any]]: ...
+    async def route(
+        self, tickets: list[Ticket], request_id: str
+    ) -> list[dict[str, Any]]: ...
     async def model_info(self) -> dict[str, Any]: ...
     async def reload(self) -> dict[str, Any]: ...
     async def rules_info(self) -> dict[str, Any]: ...
@@ -99,17 +102,24 @@ def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> Fa
 
     @api.post("/v1/route", response_model=Decision, tags=["routing"])
     async def route(
-        ticket: Ticket, x_api_key: str | None = Header(default=None)
+        ticket: Ticket,
+        x_api_key: str | None = Header(default=None),
+        x_request_id: str | None = Header(default=None),
     ) -> dict[str, Any]:
-        """Route one normalised ticket; `id`, `channel`, `subject`, `body` suffice."""
+        """Route one normalised ticket; `id`, `channel`, `subject`, `body` suffice.
+
+        A client retrying with the same `X-Request-ID` gets one stored decision.
+        """
         authorize(x_api_key, "route")
-        decisions = await backend.route([ticket])
+        decisions = await backend.route([ticket], _request_id(x_request_id))
         metrics.record_decisions(decisions)
         return decisions[0]
 
     @api.post("/v1/route/batch", response_model=BatchResponse, tags=["routing"])
     async def route_batch(
-        batch: BatchRequest, x_api_key: str | None = Header(default=None)
+        batch: BatchRequest,
+        x_api_key: str | None = Header(default=None),
+        x_request_id: str | None = Header(default=None),
     ) -> dict[str, Any]:
         """Route many tickets in one call (up to SWITCHBOARD_MAX_BATCH_TICKETS)."""
         authorize(x_api_key, "route")
@@ -120,7 +130,7 @@ def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> Fa
                 f"{settings.max_batch_tickets} tickets",
             )
             raise PayloadTooLargeError([problem])
-        decisions = await backend.route(batch.tickets)
+        decisions = await backend.route(batch.tickets, _request_id(x_request_id))
         metrics.record_decisions(decisions)
         return {"decisions": decisions}
 
@@ -139,7 +149,10 @@ def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> Fa
         },
     )
     async def intake(
-        channel: str, request: Request, x_api_key: str | None = Header(default=None)
+        channel: str,
+        request: Request,
+        x_api_key: str | None = Header(default=None),
+        x_request_id: str | None = Header(default=None),
     ) -> dict[str, Any]:
         """Route a raw payload: email (message/rfc822), alert, chat or portal JSON."""
         from features.intake import normalize
@@ -154,7 +167,7 @@ def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> Fa
                 problem = FieldProblem("body", f"not valid JSON: {err}")
                 raise InvalidTicketError([problem], channel=channel) from err
         ticket = normalize(channel, payload)
-        decisions = await backend.route([ticket])
+        decisions = await backend.route([ticket], _request_id(x_request_id))
         metrics.record_decisions(decisions)
         return decisions[0]
 
@@ -226,6 +239,13 @@ def _error_response(err: SwitchboardError) -> JSONResponse:
         ]
     headers = {"WWW-Authenticate": API_KEY_HEADER} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _request_id(header: str | None) -> str:
+    """The caller's X-Request-ID (bounded), or a fresh one."""
+    if header and header.strip():
+        return header.strip()[:128]
+    return f"http-{uuid.uuid4()}"
 
 
 def _endpoint_label(request: Request) -> str:

@@ -30,8 +30,8 @@ class HandleBackend:
         self.router = router
         self.classifier = classifier
 
-    async def route(self, tickets: list[Any]) -> list[dict[str, Any]]:
-        return await self.router.route.remote(tickets)
+    async def route(self, tickets: list[Any], request_id: str) -> list[dict[str, Any]]:
+        return await self.router.route.remote(tickets, request_id)
 
     async def model_info(self) -> dict[str, Any]:
         return await self.classifier.info.remote()
@@ -48,7 +48,9 @@ def build_app(args: dict[str, Any]) -> Any:
 
     Args:
         args: `settings` (ServingSettings fields; the environment fills the
-            rest), `classifier_timeout_s`, and `deployments` (the config's
+            rest), `classifier_timeout_s` (one ticket's budget) and
+            `classifier_timeout_per_ticket_s` (added per further ticket of a
+            batch), and `deployments` (the config's
             per-deployment options, applied here when not run by `serve
             deploy`, which applies them itself).
     """
@@ -61,6 +63,7 @@ def build_app(args: dict[str, Any]) -> Any:
     settings_dump = settings.model_dump(mode="json")
     options = {d["name"]: _deployment_options(d) for d in args.get("deployments", [])}
     timeout_s = float(args.get("classifier_timeout_s", 2.0))
+    per_ticket_s = float(args.get("classifier_timeout_per_ticket_s", 0.05))
 
     # Fail start-up here, in the driver, on a bad rules or keys file.
     from serving.router import RouterCore
@@ -87,7 +90,7 @@ def build_app(args: dict[str, Any]) -> Any:
     router = (
         router_deployment()
         .options(**options.get("Router", {}))
-        .bind(classifier, settings_dump, timeout_s)
+        .bind(classifier, settings_dump, timeout_s, per_ticket_s)
     )
     return Ingress.options(**options.get("Ingress", {})).bind(router, classifier)
 

@@ -2,8 +2,9 @@
 
 Rows are normalised into tickets, decided by an actor pool (encoder loaded
 once per actor) through the same policy as the online service, and written
-as parquet beside the input's id columns. Rows that fail validation go to a
-`rejects/` folder with their error; rows in = decided + rejected, checked.
+as parquet beside the input's id columns to `OUTPUT/decisions/`. Rows that
+fail validation go to `OUTPUT/rejects/` with their error; rows in = decided +
+rejected, checked.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,7 @@ class BatchReport:
     rejects: str
     model_version: str | None
     by_mode: dict[str, int]
+    job_id: str
 
     @property
     def is_balanced(self) -> bool:
@@ -69,24 +73,46 @@ class BatchOptions:
     id_columns: tuple[str, ...] = ("id",)
     batch_size: int = 64
     actors: int = 1
-    actor_cpus: float = 0.9
+    # Fractions: an actor asking for a whole CPU starves the read tasks on 2 cores.
+    actor_cpus: float = 0.5
     input_format: str | None = None
+    job_id: str = field(default_factory=lambda: f"batch-{uuid.uuid4()}")
 
 
 class BatchDecider:
     """Ray Data callable: one `DecisionEngine` per actor, reused for every batch."""
 
-    def __init__(self, settings: dict[str, Any], id_columns: tuple[str, ...]) -> None:
+    def __init__(
+        self, settings: dict[str, Any], id_columns: tuple[str, ...], job_id: str
+    ) -> None:
+        from monitoring.store import open_store
         from serving.engine import DecisionEngine
 
-        self.engine = DecisionEngine(ServingSettings.model_validate(settings))
+        serving_settings = ServingSettings.model_validate(settings)
+        self.engine = DecisionEngine(serving_settings)
         self.id_columns = id_columns
+        self.job_id = job_id
+        self.store = (
+            open_store(serving_settings) if serving_settings.record_decisions else None
+        )
 
     def __call__(self, batch: pd.DataFrame) -> Any:
-        return decide_frame(self.engine, batch, self.id_columns)
+        return decide_frame(self.engine, batch, self.id_columns, self._record)
+
+    def _record(self, tickets: list[Any], decisions: list[Any]) -> None:
+        # Written before the batch is handed on: a finished job is fully recorded.
+        if self.store is not None and decisions:
+            from serving.recording import records_for
+
+            self.store.append(records_for(tickets, decisions, self.job_id, "batch"))
 
 
-def decide_frame(engine: Any, batch: pd.DataFrame, id_columns: tuple[str, ...]) -> Any:
+def decide_frame(
+    engine: Any,
+    batch: pd.DataFrame,
+    id_columns: tuple[str, ...],
+    on_decided: Callable[[list[Any], list[Any]], None] | None = None,
+) -> Any:
     """Decide the valid rows of a frame; invalid rows come back with their error."""
     records = batch.to_dict(orient="records")
     tickets, positions, out_rows = [], [], []
@@ -100,6 +126,8 @@ def decide_frame(engine: Any, batch: pd.DataFrame, id_columns: tuple[str, ...]) 
             out_rows.append({**ids, _STATUS: "rejected", _ERROR: str(err)})
 
     decisions = engine.decide_many(tickets)
+    if on_decided is not None:
+        on_decided(tickets, decisions)
     by_position = dict(zip(positions, decisions, strict=True))
     rows = []
     for position, row in enumerate(out_rows):
@@ -164,7 +192,11 @@ def run_batch(
     dataset = dataset.repartition(max(options.actors * 4, 1))
     decided = dataset.map_batches(
         BatchDecider,
-        fn_constructor_args=(settings.model_dump(mode="json"), options.id_columns),
+        fn_constructor_args=(
+            settings.model_dump(mode="json"),
+            options.id_columns,
+            options.job_id,
+        ),
         batch_size=options.batch_size,
         batch_format="pandas",
         compute=ActorPoolStrategy(size=options.actors),
@@ -175,7 +207,10 @@ def run_batch(
     accepted = decided.filter(lambda row: row[_STATUS] == "decided")
     refused = decided.filter(lambda row: row[_STATUS] == "rejected")
     rows_decided, rows_rejected = accepted.count(), refused.count()
-    accepted.drop_columns([_STATUS, _ERROR]).write_parquet(options.output)
+    # Decisions and rejects are sibling data sets, so a reader of one never
+    # picks up the other's files.
+    decisions_uri = _join(options.output, "decisions")
+    accepted.drop_columns([_STATUS, _ERROR]).write_parquet(decisions_uri)
     if rows_rejected:
         refused.select_columns([*options.id_columns, _ERROR]).write_parquet(rejects)
 
@@ -184,10 +219,11 @@ def run_batch(
         rows_in=rows_in,
         rows_decided=rows_decided,
         rows_rejected=rows_rejected,
-        output=options.output,
+        output=decisions_uri,
         rejects=rejects,
         model_version=_champion_version(settings),
         by_mode={str(r["mode"]): int(r["count()"]) for r in modes.to_dict("records")},
+        job_id=options.job_id,
     )
     log.info(
         "batch finished",

@@ -387,7 +387,10 @@ def batch(
         str, typer.Option("--input", help="Parquet, CSV or JSONL file, folder or URI.")
     ],
     output: Annotated[
-        str, typer.Option("--output", help="Folder or URI for decision parquet.")
+        str,
+        typer.Option(
+            "--output", help="Folder or URI: decisions/ and rejects/ go inside."
+        ),
     ],
     rejects: Annotated[
         str | None, typer.Option(help="Where invalid rows go (default OUTPUT/rejects).")

@@ -106,16 +106,25 @@ class InProcessBackend:
 
     def __init__(self, settings: ServingSettings, timeout_s: float = 2.0) -> None:
         from serving.classifier import ClassifierCore
-        from serving.router import RouterCore
+        from serving.router import RouterCore, _open_writer
 
         self.router = RouterCore.from_settings(settings)
         self.classifier = ClassifierCore(settings)
         self.classifier.refresh()
         self.timeout_s = timeout_s
+        self.writer = _open_writer(settings)
 
-    async def route(self, tickets: list[Any]) -> list[dict[str, Any]]:
+    async def route(self, tickets: list[Any], request_id: str) -> list[dict[str, Any]]:
+        from serving.recording import records_for
+
         decisions = await self.router.route(tickets, self._classify, self.timeout_s)
+        if self.writer is not None:
+            self.writer.submit(records_for(tickets, decisions, request_id, "http"))
         return [decision.model_dump(mode="json") for decision in decisions]
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
     async def model_info(self) -> dict[str, Any]:
         return self.classifier.info()

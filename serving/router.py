@@ -17,6 +17,7 @@ from features.taxonomy import load_taxonomy
 from features.text import build_text
 from serving.decision import Decision, ModelProposal, ModelState
 from serving.policy import AutomationPolicy, decide, load_automation_policy
+from serving.recording import records_for
 from serving.rules import RuleBook, load_rules
 from serving.settings import ServingSettings
 from training.thresholds import RoutingThresholds
@@ -80,7 +81,11 @@ class RouterCore:
         *,
         contexts: list[dict[str, Any] | None] | None = None,
     ) -> list[Decision]:
-        """Decide every ticket; the classifier's failure only changes the reason."""
+        """Decide every ticket; the classifier's failure only changes the reason.
+
+        `timeout_s` is the budget of the whole call: the classifier answers
+        the tickets of one call together, so a batch route passes a larger one.
+        """
         started = time.perf_counter()
         outcomes = await asyncio.gather(
             *(self._propose(ticket, classify, timeout_s) for ticket in tickets)
@@ -132,14 +137,28 @@ def proposal_from_result(
     if result.get("status") != "ready":
         status = result.get("status", "unavailable")
         return None, ModelState(status=status, detail=str(result.get("detail", "")))
-    proposal = ModelProposal(
-        model_name=result["model_name"],
-        model_version=result["model_version"],
-        top_queues=[tuple(pair) for pair in result["top_queues"]],
-        similarity=result.get("similarity"),
-        thresholds=RoutingThresholds.model_validate(result["thresholds"]),
-    )
+    try:
+        proposal = ModelProposal(
+            model_name=result["model_name"],
+            model_version=result["model_version"],
+            top_queues=[tuple(pair) for pair in result["top_queues"]],
+            similarity=result.get("similarity"),
+            thresholds=RoutingThresholds.model_validate(result["thresholds"]),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        # A malformed answer is a broken model, never a failed ticket.
+        log.warning("classifier answer unusable", extra={"error": type(err).__name__})
+        return None, ModelState(status="unavailable", detail=f"bad answer: {err}")
     return proposal, ModelState(status="ready")
+
+
+def _open_writer(settings: ServingSettings) -> Any:
+    if not settings.record_decisions:
+        return None
+    from monitoring.store import open_store
+    from monitoring.writer import DecisionWriter
+
+    return DecisionWriter(open_store(settings))
 
 
 def _deployment() -> Any:
@@ -150,17 +169,33 @@ def _deployment() -> Any:
         """Ray Serve deployment composing the classifier with the policy."""
 
         def __init__(
-            self, classifier: Any, settings: dict[str, Any], classifier_timeout_s: float
+            self,
+            classifier: Any,
+            settings: dict[str, Any],
+            classifier_timeout_s: float,
+            per_ticket_s: float = 0.05,
         ) -> None:
-            self.core = RouterCore.from_settings(
-                ServingSettings.model_validate(settings)
-            )
+            serving_settings = ServingSettings.model_validate(settings)
+            self.core = RouterCore.from_settings(serving_settings)
             self.classifier = classifier
             self.timeout_s = classifier_timeout_s
+            self.per_ticket_s = per_ticket_s
+            self.writer = _open_writer(serving_settings)
 
-        async def route(self, tickets: list[Ticket]) -> list[dict[str, Any]]:
-            decisions = await self.core.route(tickets, self._classify, self.timeout_s)
+        async def route(
+            self, tickets: list[Ticket], request_id: str
+        ) -> list[dict[str, Any]]:
+            budget_s = self.timeout_s + self.per_ticket_s * (len(tickets) - 1)
+            decisions = await self.core.route(tickets, self._classify, budget_s)
+            if self.writer is not None:
+                # Queued for a background thread: the response does not wait.
+                self.writer.submit(records_for(tickets, decisions, request_id, "http"))
             return [decision.model_dump(mode="json") for decision in decisions]
+
+        def __del__(self) -> None:
+            # Serve calls __del__ on a clean replica stop: flush what is queued.
+            if getattr(self, "writer", None) is not None:
+                self.writer.close()
 
         async def rules_info(self) -> dict[str, Any]:
             return {

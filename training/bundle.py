@@ -86,7 +86,8 @@ class ModelBundle:
         for start in range(0, len(self.index_embeddings), _SIMILARITY_CHUNK):
             chunk = self.index_embeddings[start : start + _SIMILARITY_CHUNK]
             best = np.maximum(best, (embeddings @ chunk.T).max(axis=1))
-        return best
+        # The index is stored as float16: a duplicate can score just over 1.
+        return np.clip(best, -1.0, 1.0)
 
     def nearest_examples(self, embedding: np.ndarray, k: int = 3) -> list[dict]:
         """The k training tickets closest to one embedding, as evidence."""

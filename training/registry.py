@@ -28,6 +28,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 HEADLINE_METRICS = ("accuracy", "macro_f1", "ece", "coverage", "precision_covered")
 _TAG_LIMIT = 4500
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 @dataclass
@@ -55,8 +56,17 @@ def configure_mlflow(settings: Settings) -> Any:
     from mlflow import MlflowClient
 
     uri = settings.resolved_tracking_uri()
+    # MLflow also writes these URIs into the environment, where the next
+    # Settings (another state folder, a Ray worker) would mistake them for the
+    # user's own: put the environment back as it was.
+    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if client.get_experiment_by_name(settings.experiment) is None:
         # Without an explicit location, artifacts land in ./mlruns of whatever

@@ -612,3 +612,20 @@ def test_proposal_rejects_a_confidence_that_disagrees_with_its_queues() -> None:
             confidence=0.9,
             thresholds=make_thresholds(),
         )
+
+
+def test_a_malformed_classifier_answer_means_model_unavailable_not_an_error():
+    from serving.router import proposal_from_result
+
+    proposal, state = proposal_from_result(
+        {
+            "status": "ready",
+            "model_name": "m",
+            "model_version": "1",
+            "top_queues": [["billing_invoicing", 1.7]],
+            "thresholds": {},
+        }
+    )
+
+    assert proposal is None
+    assert state.status == "unavailable"

@@ -40,6 +40,9 @@ def service(ray_cluster, champion_settings):
     with httpx.Client(base_url=base, timeout=30) as client:
         _wait_ready(client)
         yield client
+    from ray import serve
+
+    serve.shutdown()  # frees the CPUs other modules' Ray jobs need
 
 
 def test_single_ticket_is_routed_by_the_model(service):

@@ -139,3 +139,16 @@ def test_retraining_reuses_the_embedding_cache(trained, small_set):
 
     assert encoder.last_misses == 0
     assert encoder.last_hits == 1500
+
+
+def test_configuring_mlflow_leaves_the_environment_as_it_was(trained, monkeypatch):
+    import os
+
+    from training.registry import configure_mlflow
+
+    settings, _ = trained
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    configure_mlflow(settings)
+
+    assert "MLFLOW_TRACKING_URI" not in os.environ

@@ -1,0 +1,196 @@
+"""Batch classification on a real local Ray Data, with the real encoder."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pandas as pd
+import pytest
+
+from features.sample_data import generate_frame
+from monitoring.store import open_store
+from serving.batch import BatchOptions, run_batch
+
+pytestmark = pytest.mark.integration
+
+TICKET_COLUMNS = [
+    "id",
+    "channel",
+    "subject",
+    "body",
+    "account_tier",
+    "severity",
+    "service",
+]
+
+
+@pytest.fixture(scope="module")
+def tickets():
+    return generate_frame(500, seed=99)
+
+
+def _bad_rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"id": "BAD-1", "channel": "fax", "subject": "s", "body": "b"},
+            {"id": "BAD-2", "channel": "email", "subject": "", "body": ""},
+            {"id": "BAD-3", "channel": "email", "subject": "s", "body": "x" * 60_000},
+            {"id": None, "channel": "chat", "subject": "s", "body": "b"},
+        ]
+    )
+
+
+def test_invalid_rows_go_to_rejects_and_every_row_is_accounted_for(
+    ray_cluster, champion_settings, tickets, tmp_path
+):
+    frame = pd.concat(
+        [tickets[TICKET_COLUMNS].head(60), _bad_rows()], ignore_index=True
+    )
+    source = tmp_path / "in.parquet"
+    frame.to_parquet(source)
+
+    report = run_batch(
+        champion_settings,
+        BatchOptions(input=str(source), output=str(tmp_path / "out"), actor_cpus=0.25),
+    )
+
+    assert (report.rows_in, report.rows_decided, report.rows_rejected) == (64, 60, 4)
+    assert report.is_balanced
+    rejects = pd.read_parquet(tmp_path / "out" / "rejects")
+    assert set(rejects["id"].dropna()) == {"BAD-1", "BAD-2", "BAD-3"}
+    assert rejects["error"].str.contains("channel").any()
+    decided = pd.read_parquet(
+        tmp_path / "out" / "decisions", columns=["id", "queue", "mode"]
+    )
+    assert len(decided) == 60
+    assert decided["queue"].notna().all()
+
+
+def test_a_folder_of_parquet_files_is_one_job(
+    ray_cluster, champion_settings, tickets, tmp_path
+):
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for part in range(3):
+        chunk = tickets[TICKET_COLUMNS].iloc[part * 40 : (part + 1) * 40]
+        chunk.to_parquet(folder / f"part-{part}.parquet")
+
+    report = run_batch(
+        champion_settings,
+        BatchOptions(input=str(folder), output=str(tmp_path / "out"), actor_cpus=0.25),
+    )
+
+    assert report.rows_in == report.rows_decided == 120
+
+
+@pytest.mark.parametrize(
+    "suffix", [pytest.param("csv", id="csv"), pytest.param("jsonl", id="jsonl")]
+)
+def test_csv_and_jsonl_inputs_are_read(
+    ray_cluster, champion_settings, tickets, tmp_path, suffix
+):
+    source = tmp_path / f"in.{suffix}"
+    frame = tickets[["id", "channel", "subject", "body"]].head(30)
+    if suffix == "csv":
+        frame.to_csv(source, index=False)
+    else:
+        frame.to_json(source, orient="records", lines=True)
+
+    report = run_batch(
+        champion_settings,
+        BatchOptions(input=str(source), output=str(tmp_path / "out"), actor_cpus=0.25),
+    )
+
+    assert report.rows_decided == 30
+
+
+def test_with_no_champion_the_job_routes_by_rules(
+    ray_cluster, champion_settings, tickets, tmp_path
+):
+    empty = champion_settings.model_copy(update={"home": tmp_path / "empty"})
+    source = tmp_path / "in.parquet"
+    tickets[TICKET_COLUMNS].head(20).to_parquet(source)
+
+    report = run_batch(
+        empty,
+        BatchOptions(input=str(source), output=str(tmp_path / "out"), actor_cpus=0.25),
+    )
+
+    decided = pd.read_parquet(tmp_path / "out" / "decisions")
+    assert report.model_version is None
+    assert set(decided["mode"]) <= {"rules", "override"}
+    assert set(decided["fallback_reason"].dropna()) == {"no_model"}
+
+
+def test_batch_decisions_are_written_to_the_decision_store(
+    ray_cluster, champion_settings, tickets, tmp_path
+):
+    source = tmp_path / "in.parquet"
+    tickets[TICKET_COLUMNS].head(25).to_parquet(source)
+    options = BatchOptions(
+        input=str(source), output=str(tmp_path / "out"), actor_cpus=0.25
+    )
+
+    run_batch(champion_settings, options)
+
+    store = open_store(champion_settings)
+    stored = [d for d in store.iter_decisions() if d["request_id"] == options.job_id]
+    assert len(stored) == 25
+    assert {d["path"] for d in stored} == {"batch"}
+
+
+def test_the_same_tickets_get_the_same_decisions_by_batch_and_by_http(
+    ray_cluster, champion_settings, tickets, tmp_path
+):
+    from ray import serve
+
+    from serving.local import deploy
+
+    source = tmp_path / "in.parquet"
+    tickets[TICKET_COLUMNS].to_parquet(source)
+    run_batch(
+        champion_settings,
+        BatchOptions(input=str(source), output=str(tmp_path / "out"), actor_cpus=0.25),
+    )
+    by_batch = pd.read_parquet(tmp_path / "out" / "decisions").set_index("id")
+
+    deploy(champion_settings)
+    try:
+        payload = {
+            "tickets": [
+                {k: v for k, v in row.items() if v is not None and v == v}
+                for row in tickets[TICKET_COLUMNS].to_dict(orient="records")
+            ]
+        }
+        url = f"http://127.0.0.1:{champion_settings.port}/v1/route/batch"
+        response = httpx.post(url, json=payload, timeout=300)
+    finally:
+        serve.shutdown()
+
+    assert response.status_code == 200
+    by_http = pd.DataFrame(response.json()["decisions"]).set_index("ticket_id")
+    assert len(by_http) == len(by_batch) == 500
+    for column in (
+        "queue",
+        "priority",
+        "escalation",
+        "mode",
+        "fallback_reason",
+        "rule_id",
+        "model_version",
+    ):
+        batch_values = by_batch[column].reindex(by_http.index)
+        http_values = by_http[column]
+        differ = batch_values.fillna("-") != http_values.fillna("-")
+        assert not differ.any(), (
+            column,
+            by_batch.reindex(by_http.index)[differ][
+                ["queue", "mode", "confidence"]
+            ].head(),
+            by_http[differ][["queue", "mode", "confidence"]].head(),
+        )
+    http_conf = by_http["confidence"].astype(float)
+    batch_conf = by_batch["confidence"].reindex(by_http.index).astype(float)
+    assert (http_conf - batch_conf).abs().max() < 1e-4
+    assert json.loads(by_batch["top_queues"].iloc[0])
