@@ -81,7 +81,18 @@ class Ticket(BaseModel):
     attachments: list[Attachment] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("subject", "body", "id", "requester")
+    @field_validator(
+        "subject",
+        "body",
+        "id",
+        "requester",
+        "account_id",
+        "product",
+        "region",
+        "severity",
+        "service",
+        "source_system",
+    )
     @classmethod
     def _check_utf8(cls, value: str | None) -> str | None:
         if value is None:
@@ -98,14 +109,18 @@ class Ticket(BaseModel):
     @classmethod
     def _check_attachments(cls, value: list[Attachment]) -> list[Attachment]:
         if len(value) > MAX_ATTACHMENTS:
-            raise ValueError(f"at most {MAX_ATTACHMENTS} attachments, got {len(value)}")
+            raise ValueError(
+                f"too many: {len(value)} attachments, at most {MAX_ATTACHMENTS}"
+            )
         return value
 
     @field_validator("metadata")
     @classmethod
     def _check_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > MAX_METADATA_KEYS:
-            raise ValueError(f"at most {MAX_METADATA_KEYS} keys, got {len(value)}")
+            raise ValueError(
+                f"too many: {len(value)} keys, at most {MAX_METADATA_KEYS}"
+            )
         return value
 
     @field_validator("created_at")
@@ -154,7 +169,7 @@ def ticket_error(
     """The right error class for a list of problems: 400, 413 or 422."""
     if any(p.message.startswith("unknown channel") for p in problems):
         return UnknownChannelError(problems, channel=channel)
-    if problems and all(p.message == "too long" for p in problems):
+    if problems and all(p.message.startswith("too ") for p in problems):
         return PayloadTooLargeError(problems, channel=channel)
     return InvalidTicketError(problems, channel=channel)
 
