@@ -11,11 +11,12 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from features.errors import (
@@ -34,6 +35,7 @@ from serving.settings import ServingSettings
 log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
+STREAM_CHUNK_TICKETS = 16
 
 
 class Backend(Protocol):
@@ -43,6 +45,20 @@ class Backend(Protocol):
     async def model_info(self) -> dict[str, Any]: ...
     async def reload(self) -> dict[str, Any]: ...
     async def rules_info(self) -> dict[str, Any]: ...
+
+
+class DuplexStreamingResponse(StreamingResponse):
+    """A streaming response whose body generator still reads the request.
+
+    Starlette's StreamingResponse listens for a client disconnect by calling
+    `receive()`, which would race the generator for the request's body chunks
+    and stall both; here only the generator reads them.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.stream_response(send)
+        if self.background is not None:
+            await self.background()
 
 
 class BatchRequest(BaseModel):
@@ -171,6 +187,44 @@ def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> Fa
         metrics.record_decisions(decisions)
         return decisions[0]
 
+    @api.post(
+        "/v1/route/stream",
+        tags=["routing"],
+        response_class=StreamingResponse,
+        openapi_extra={
+            "requestBody": {
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+                "required": True,
+            }
+        },
+    )
+    async def route_stream(
+        request: Request,
+        x_api_key: str | None = Header(default=None),
+        x_request_id: str | None = Header(default=None),
+    ) -> StreamingResponse:
+        """NDJSON tickets in, NDJSON decisions out as they are made.
+
+        A line that is not a valid ticket answers with an error object naming
+        its line number and problems; the stream goes on.
+        """
+        authorize(x_api_key, "route")
+        request_id = _request_id(x_request_id)
+
+        async def decisions() -> AsyncIterator[bytes]:
+            async for chunk in _ndjson_chunks(request, STREAM_CHUNK_TICKETS):
+                parsed = _parse_lines(chunk)
+                tickets = [item for item in parsed if isinstance(item, Ticket)]
+                made = await backend.route(tickets, request_id) if tickets else []
+                metrics.record_decisions(made)
+                decided = iter(made)
+                # Answers keep the order of the lines they answer.
+                for item in parsed:
+                    answer = next(decided) if isinstance(item, Ticket) else item
+                    yield (json.dumps(answer) + "\n").encode()
+
+        return DuplexStreamingResponse(decisions(), media_type="application/x-ndjson")
+
     @api.get("/v1/model", tags=["model"])
     async def model(x_api_key: str | None = Header(default=None)) -> dict[str, Any]:
         """The model version serving, its thresholds and state."""
@@ -239,6 +293,54 @@ def _error_response(err: SwitchboardError) -> JSONResponse:
         ]
     headers = {"WWW-Authenticate": API_KEY_HEADER} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _ndjson_chunks(
+    request: Request, size: int
+) -> AsyncIterator[list[tuple[int, str]]]:
+    """(line number, text) groups of up to `size` lines, as the body arrives.
+
+    The body is read only as fast as decisions are made (backpressure).
+    """
+    buffer, number, chunk = b"", 0, []
+    async for piece in request.stream():
+        buffer += piece
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            number += 1
+            if line.strip():
+                chunk.append((number, line.decode("utf-8", "replace")))
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+            chunk = []
+    if buffer.strip():
+        chunk.append((number + 1, buffer.decode("utf-8", "replace")))
+    if chunk:
+        yield chunk
+
+
+def _parse_lines(chunk: list[tuple[int, str]]) -> list[Ticket | dict[str, Any]]:
+    """Each line as a ticket, or as the error object that answers it."""
+    from features.schema import parse_ticket
+
+    parsed: list[Ticket | dict[str, Any]] = []
+    for number, text in chunk:
+        try:
+            parsed.append(parse_ticket(json.loads(text)))
+        except ValueError as err:
+            parsed.append({"line": number, "error": "InvalidJSON", "message": str(err)})
+        except InvalidTicketError as err:
+            problems = [
+                {"field": p.field, "message": p.message, "limit": p.limit}
+                for p in err.problems
+            ]
+            parsed.append(
+                {"line": number, "error": type(err).__name__, "problems": problems}
+            )
+    return parsed
 
 
 def _request_id(header: str | None) -> str:

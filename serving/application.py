@@ -92,7 +92,8 @@ def build_app(args: dict[str, Any]) -> Any:
         .options(**options.get("Router", {}))
         .bind(classifier, settings_dump, timeout_s, per_ticket_s)
     )
-    return Ingress.options(**options.get("Ingress", {})).bind(router, classifier)
+    ingress: Any = Ingress  # serve.deployment turned the class into a Deployment
+    return ingress.options(**options.get("Ingress", {})).bind(router, classifier)
 
 
 def load_serve_config(path: Path | None = None) -> dict[str, Any]:

@@ -92,7 +92,11 @@ def _parse_inline(inline: str) -> list[ApiKey]:
     for entry in filter(None, (part.strip() for part in inline.split(","))):
         try:
             name, digest, scopes = entry.split(":")
-            keys.append(ApiKey(name=name, sha256=digest, scopes=scopes.split("+")))
+            keys.append(
+                ApiKey.model_validate(
+                    {"name": name, "sha256": digest, "scopes": scopes.split("+")}
+                )
+            )
         except ValueError as err:
             raise ConfigError(
                 f"SWITCHBOARD_API_KEYS entry {entry.split(':')[0]!r}: expected "

@@ -180,8 +180,10 @@ def _deployment() -> Any:
             import torch
 
             torch.set_num_threads(int(config.get("torch_threads", 2)))
-            self.classify.set_max_batch_size(int(config.get("max_batch_size", 48)))
-            self.classify.set_batch_wait_timeout_s(
+            # serve.batch adds these setters to the decorated method.
+            batched: Any = self.classify
+            batched.set_max_batch_size(int(config.get("max_batch_size", 48)))
+            batched.set_batch_wait_timeout_s(
                 float(config.get("batch_wait_timeout_s", 0.01))
             )
             self.poll_interval_s = float(config.get("poll_interval_s", 30))

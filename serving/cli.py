@@ -6,6 +6,7 @@ with `--json`. Heavy imports happen inside the commands so `--help` is quick.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -168,7 +169,7 @@ def promote(
         raise typer.Exit(1) from err
     except SwitchboardError as err:
         _fail(err)
-    payload = {
+    payload: dict[str, Any] = {
         "promoted": True,
         "version": result.version,
         "previous_champion": result.previous_champion,
@@ -456,3 +457,70 @@ def batch(
         )
     if not report.is_balanced:
         raise typer.Exit(3)
+
+
+@app.command()
+def stream(
+    source: Annotated[
+        str,
+        typer.Option(
+            help="redis://host:port/db?stream=S&group=G, an NDJSON file, or -"
+        ),
+    ],
+    sink: Annotated[
+        str, typer.Option(help="redis://host:port/db?stream=S, an NDJSON file, or -")
+    ],
+    consumers: Annotated[
+        int, typer.Option(min=1, help="Consumer processes sharing the group.")
+    ] = 1,
+    consumer_name: Annotated[
+        str | None, typer.Option(help="Name prefix of this process's consumers.")
+    ] = None,
+    max_batch: Annotated[
+        int, typer.Option(min=1, help="Messages per micro-batch.")
+    ] = 32,
+    max_wait_ms: Annotated[
+        int, typer.Option(min=1, help="Longest wait to fill a micro-batch.")
+    ] = 200,
+    idle_timeout_ms: Annotated[
+        int, typer.Option(min=100, help="Claim others' pending entries idle this long.")
+    ] = 30_000,
+    dead_letters: Annotated[
+        str | None,
+        typer.Option(help="NDJSON source: dead-letter file (default: beside sink)."),
+    ] = None,
+    stop_when_idle: Annotated[
+        float | None,
+        typer.Option(help="Exit once nothing arrived for this many seconds."),
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+    ] = None,
+) -> None:
+    """Decide a live stream of tickets: Redis Streams or NDJSON. SIGTERM drains."""
+    from serving.settings import ServingSettings
+    from serving.stream import StreamOptions, run_stream
+
+    options = StreamOptions(
+        source=source,
+        sink=sink,
+        consumers=consumers,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        idle_timeout_ms=idle_timeout_ms,
+        claim_every_s=min(5.0, idle_timeout_ms / 2000),
+        dead_letters=dead_letters,
+        stop_when_idle_s=stop_when_idle,
+        metrics_port=metrics_port,
+    )
+    if consumer_name:
+        options = dataclasses.replace(options, consumer_prefix=consumer_name)
+    with _failures():
+        totals = run_stream(ServingSettings(), options)
+    Console(stderr=True).print(
+        "stream stopped: " + ", ".join(f"{k} {v}" for k, v in totals.items())
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -138,12 +138,15 @@ def proposal_from_result(
         status = result.get("status", "unavailable")
         return None, ModelState(status=status, detail=str(result.get("detail", "")))
     try:
-        proposal = ModelProposal(
-            model_name=result["model_name"],
-            model_version=result["model_version"],
-            top_queues=[tuple(pair) for pair in result["top_queues"]],
-            similarity=result.get("similarity"),
-            thresholds=RoutingThresholds.model_validate(result["thresholds"]),
+        # Validated from a mapping: the model derives confidence and margin.
+        proposal = ModelProposal.model_validate(
+            {
+                "model_name": result["model_name"],
+                "model_version": result["model_version"],
+                "top_queues": [tuple(pair) for pair in result["top_queues"]],
+                "similarity": result.get("similarity"),
+                "thresholds": RoutingThresholds.model_validate(result["thresholds"]),
+            }
         )
     except (KeyError, TypeError, ValueError) as err:
         # A malformed answer is a broken model, never a failed ticket.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import mlflow.pyfunc
+from mlflow.pyfunc import PythonModel
 import pandas as pd
 
 OUTPUT_COLUMNS = [
@@ -24,7 +24,7 @@ OUTPUT_COLUMNS = [
 ]
 
 
-class RouterModel(mlflow.pyfunc.PythonModel):
+class RouterModel(PythonModel):
     """Encoder + head + thresholds, loaded from the logged bundle."""
 
     def load_context(self, context: Any) -> None:

@@ -6,6 +6,8 @@ through the proxy and deployment handles.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -180,3 +182,27 @@ def test_openapi_documents_the_routes(client):
     assert {"/v1/route", "/v1/route/batch", "/v1/intake/{channel}", "/v1/model"} <= set(
         paths
     )
+
+
+def test_ndjson_stream_answers_each_line_in_order_and_names_bad_lines(client):
+    lines = [json.dumps({**TICKET, "id": f"S-{i}"}) for i in range(3)] + [
+        "{oops",
+        json.dumps({**TICKET, "id": "S-3", "channel": "fax"}),
+    ]
+
+    response = client.post(
+        "/v1/route/stream",
+        content="\n".join(lines).encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+
+    answers = [json.loads(line) for line in response.text.splitlines()]
+    assert response.status_code == 200
+    assert [a["ticket_id"] for a in answers if "ticket_id" in a] == [
+        "S-0",
+        "S-1",
+        "S-2",
+    ]
+    failures = {a["line"]: a for a in answers if "line" in a}
+    assert failures[4]["error"] == "InvalidJSON"
+    assert failures[5]["problems"][0]["field"] == "channel"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from email.message import EmailMessage
@@ -88,6 +89,41 @@ def test_raw_email_is_normalised_and_routed(service):
 
     assert response.status_code == 200
     assert response.json()["queue"] == "identity_access"
+
+
+def test_ndjson_stream_through_the_proxy_answers_every_line(service):
+    lines = "\n".join(json.dumps({**BILLING, "id": f"ST-{i}"}) for i in range(40))
+
+    with service.stream(
+        "POST",
+        "/v1/route/stream",
+        content=lines.encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    ) as response:
+        answers = [json.loads(line) for line in response.iter_lines() if line]
+
+    assert response.status_code == 200
+    assert [a["ticket_id"] for a in answers] == [f"ST-{i}" for i in range(40)]
+
+
+def test_decisions_made_over_http_reach_the_decision_store(service, champion_settings):
+    from monitoring.store import open_store
+
+    service.post(
+        "/v1/route",
+        json={**BILLING, "id": "T-STORED"},
+        headers={"X-Request-ID": "req-42"},
+    )
+    store = open_store(champion_settings)
+    deadline = time.monotonic() + 10
+    while not store.has("T-STORED", "req-42") and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    assert store.has("T-STORED", "req-42")
+    stored = store.for_ticket("T-STORED")[0]
+    assert stored["path"] == "http"
+    assert stored["text_hash"]
+    store.close()
 
 
 def test_gibberish_falls_back_to_rules_with_its_reason(service):
