@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlflow.pyfunc import PythonModel
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 OUTPUT_COLUMNS = [
     "queue",
