@@ -5,6 +5,12 @@ so nothing in it is ever changed: there is no update or delete API, and the
 migration installs triggers that make the database itself refuse UPDATE,
 DELETE (and, on PostgreSQL, TRUNCATE).
 
+Those triggers stop mistakes, not someone who can drop them, so the rows also
+form a hash chain: each row stores the `record_hash` of the row before it as
+its `prev_hash`, and its own `record_hash` covers that link plus its content
+(see `chain_hash`). Changing, removing or slipping in a row breaks the chain
+where it happened; `monitoring.audit.verify_chain` walks it and says where.
+
 One SQLAlchemy engine per store: a SQLite file in the state folder by default
 (WAL, busy timeout, so several stream consumers can write), PostgreSQL via
 ``postgresql+psycopg://`` in production. The schema is created or migrated
@@ -18,6 +24,7 @@ This module never imports ``serving``: decisions come in as mappings (what
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,7 +37,7 @@ from typing import Any, Literal, Protocol, TypeVar, get_args
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import CreateSchema
@@ -110,10 +117,33 @@ _TEXT_FIELDS = (
     "fallback_reason",
 )
 
+# The prev_hash of the first chained row, which has no predecessor.
+CHAIN_GENESIS = "0" * 64
+# What record_hash covers besides prev_hash: every column but the two chain
+# columns. seq is in it, so moving a row to another position is a change;
+# stored_at too, since reviewers read it. A column added to the table needs a
+# decision here (and a new hash format for the rows hashed without it).
+HASHED_COLUMNS: tuple[str, ...] = (
+    "seq",
+    *DECISION_FIELDS,
+    "request_id",
+    "channel",
+    "path",
+    "text_hash",
+    "stored_at",
+)
+
 MIGRATIONS_PATH = Path(__file__).with_name("migrations")
 # Any constant works; it only has to be the same in every process that
 # migrates the same PostgreSQL database.
 _MIGRATION_LOCK_KEY = 7_311_958_402
+# First half of the two-key advisory lock that serialises chain extension on
+# PostgreSQL; the second half is a hash of the schema-qualified table name,
+# so stores in different schemas of one database do not wait for each other.
+_CHAIN_LOCK_NAMESPACE = 1_936_482_665
+# Keys per IN list when looking for rows already stored; far below SQLite's
+# bound-parameter limit whatever the batch size.
+_KEY_CHUNK = 500
 _SQLITE_BEGIN_OPTION = "switchboard_sqlite_begin"
 
 T = TypeVar("T")
@@ -203,6 +233,41 @@ def hash_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def chain_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+    """The record_hash a stored row must have, given the hash it links to.
+
+    sha256 hex digest of the UTF-8 bytes of `prev_hash` followed directly by
+    `canonical_content(row)`. `prev_hash` is the previous row's record_hash,
+    or `CHAIN_GENESIS` for the first chained row.
+    """
+    payload = prev_hash + canonical_content(row)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def canonical_content(row: Mapping[str, Any]) -> str:
+    """The `HASHED_COLUMNS` of a row as one canonical JSON text.
+
+    An object with sorted keys, no whitespace and only ASCII (other
+    characters as \\u escapes); datetimes as UTC ISO 8601 with microseconds
+    (``2026-12-01T09:30:00.000000+00:00``); floats as Python's `repr`
+    (shortest text that reads back to the same double), non-finite ones as
+    NaN / Infinity; JSON columns (top_queues, reasons) nested as they are.
+    The same row read back from SQLite or PostgreSQL gives the same text.
+
+    Raises:
+        KeyError: the row lacks one of `HASHED_COLUMNS`.
+        ValueError: a datetime without a timezone.
+    """
+    content = {name: row[name] for name in HASHED_COLUMNS}
+    return json.dumps(
+        content,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+        default=_canonical_datetime,
+    )
+
+
 class _UtcDateTime(sa.TypeDecorator[datetime]):
     """Timezone-aware datetimes in, UTC datetimes out, on every backend.
 
@@ -266,6 +331,10 @@ decisions_table = sa.Table(
     sa.Column("path", sa.String, nullable=False),
     sa.Column("text_hash", sa.String),
     sa.Column("stored_at", _UtcDateTime, nullable=False),
+    # NULL only in rows stored before migration 0002; the database refuses
+    # NULL in new rows.
+    sa.Column("prev_hash", sa.Text, unique=True),
+    sa.Column("record_hash", sa.Text),
     sa.UniqueConstraint("ticket_id", "request_id"),
 )
 state_events_table = sa.Table(
@@ -286,10 +355,9 @@ class DecisionStore:
     SQLite "database is locked") with exponential backoff; past the last
     attempt it raises `StoreError`. Safe to share between threads.
 
-    Known limitation: on PostgreSQL, `seq` is handed out when a row is
-    inserted, not when its transaction commits, so with concurrent writers a
-    lower seq can become visible after a higher one; tail by decided_at with
-    some overlap, not by seq alone, if that matters.
+    Appends extend the hash chain one writer at a time (SQLite's write lock,
+    a PostgreSQL advisory lock), so `seq` has no gaps and rows become visible
+    in seq order: tailing by seq misses nothing.
 
     Known limitation: SQLite writers take turns at one file lock, and SQLite
     does not queue them fairly, so one busy process can make another wait
@@ -364,7 +432,11 @@ class DecisionStore:
         """Insert decisions in one transaction, skipping ones already stored.
 
         A record whose (ticket_id, request_id) or decision_id is already in the
-        store is ignored: redelivering a request is safe.
+        store, or earlier in `records`, is ignored: redelivering a request is
+        safe and leaves the hash chain as it was. Inserted rows get the next
+        seqs and are chained after the newest row, while holding the chain
+        lock, so concurrent appenders from any number of processes still
+        build one line.
 
         Returns:
             How many records were actually inserted.
@@ -373,15 +445,10 @@ class DecisionStore:
             return 0
         stored_at = self._clock()
         rows = [_record_row(record, stored_at) for record in records]
-        statement = (
-            self._insert(decisions_table)
-            .on_conflict_do_nothing()
-            .returning(decisions_table.c.seq)
-        )
 
         def insert() -> int:
             with self._transaction(write=True) as conn:
-                return len(conn.execute(statement, rows).all())
+                return self._extend_chain(conn, rows)
 
         inserted = self._run("append", insert)
         log.debug(
@@ -585,6 +652,37 @@ class DecisionStore:
             with conn.begin():
                 yield conn
 
+    def _extend_chain(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
+        self._lock_chain(conn)
+        new_rows = _skip_stored(conn, rows)
+        if not new_rows:
+            return 0
+
+        head_seq, prev_hash = _chain_head(conn)
+        chained = []
+        for seq, row in enumerate(new_rows, start=head_seq + 1):
+            linked = {**row, "seq": seq, "prev_hash": prev_hash}
+            prev_hash = linked["record_hash"] = chain_hash(prev_hash, linked)
+            chained.append(linked)
+
+        # No ON CONFLICT: under the lock nothing can have taken these keys
+        # since _skip_stored; if something did, failing beats a broken chain.
+        conn.execute(sa.insert(decisions_table), chained)
+        return len(chained)
+
+    def _lock_chain(self, conn: Connection) -> None:
+        # SQLite: BEGIN IMMEDIATE already made this the only writer.
+        if self.dialect_name != "postgresql":
+            return
+        # Released at commit or rollback, after the new head is visible.
+        conn.execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(:namespace, hashtext("
+                "coalesce(CAST(:schema AS text), current_schema()) || '.decisions'))"
+            ),
+            {"namespace": _CHAIN_LOCK_NAMESPACE, "schema": self._schema},
+        )
+
     def _select(
         self, operation: str, statement: sa.Select[Any]
     ) -> list[dict[str, Any]]:
@@ -593,11 +691,6 @@ class DecisionStore:
                 return [dict(row) for row in conn.execute(statement).mappings()]
 
         return self._run(operation, read)
-
-    def _insert(self, table: sa.Table) -> Any:
-        if self.dialect_name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
 
     def _run(self, operation: str, work: Callable[[], T]) -> T:
         retrying = Retrying(
@@ -711,6 +804,57 @@ def _record_row(record: DecisionRecord, stored_at: datetime) -> dict[str, Any]:
         "text_hash": record.text_hash,
         "stored_at": stored_at,
     }
+
+
+def _skip_stored(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows an INSERT ... ON CONFLICT DO NOTHING would insert, in order."""
+    column = decisions_table.c
+    taken_ids: set[str] = set()
+    taken_requests: set[tuple[str, str]] = set()
+    for start in range(0, len(rows), _KEY_CHUNK):
+        chunk = rows[start : start + _KEY_CHUNK]
+        statement = sa.select(
+            column.decision_id, column.ticket_id, column.request_id
+        ).where(
+            sa.or_(
+                column.decision_id.in_({row["decision_id"] for row in chunk}),
+                column.ticket_id.in_({row["ticket_id"] for row in chunk}),
+            )
+        )
+        for decision_id, ticket_id, request_id in conn.execute(statement):
+            taken_ids.add(decision_id)
+            taken_requests.add((ticket_id, request_id))
+
+    new_rows = []
+    for row in rows:
+        request = (row["ticket_id"], row["request_id"])
+        if row["decision_id"] in taken_ids or request in taken_requests:
+            continue
+        taken_ids.add(row["decision_id"])
+        taken_requests.add(request)
+        new_rows.append(row)
+    return new_rows
+
+
+def _chain_head(conn: Connection) -> tuple[int, str]:
+    """The newest row's seq and record_hash, as the next row links to them."""
+    column = decisions_table.c
+    statement = (
+        sa.select(column.seq, column.record_hash).order_by(column.seq.desc()).limit(1)
+    )
+    head = conn.execute(statement).first()
+    if head is None:
+        return 0, CHAIN_GENESIS
+    # A row from before migration 0002 has no hash: the chain starts afresh.
+    return int(head.seq), head.record_hash or CHAIN_GENESIS
+
+
+def _canonical_datetime(value: Any) -> str:
+    if not isinstance(value, datetime):
+        raise TypeError(f"cannot hash a {type(value).__name__} in a decision row")
+    if value.tzinfo is None:
+        raise ValueError(f"datetimes in the decision store need a timezone: {value}")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _redact(url: str) -> str:

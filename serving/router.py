@@ -25,6 +25,7 @@ from training.thresholds import RoutingThresholds
 log = logging.getLogger(__name__)
 
 ClassifyCall = Callable[[str], Awaitable[dict[str, Any]]]
+Outcome = tuple[ModelProposal | None, ModelState]
 
 
 class RouterCore:
@@ -54,24 +55,12 @@ class RouterCore:
         `results` is one classifier answer per ticket, or None with `failure`
         saying why the classifier did not run.
         """
-        contexts = contexts or [None] * len(tickets)
-        decisions = []
-        for index, ticket in enumerate(tickets):
-            if results is None:
-                proposal, state = None, failure or ModelState(status="unavailable")
-            else:
-                proposal, state = proposal_from_result(results[index])
-            decisions.append(
-                decide(
-                    ticket,
-                    proposal=proposal,
-                    state=state,
-                    rules=self.rules,
-                    automation=self.automation,
-                    context=contexts[index],
-                )
-            )
-        return decisions
+        if results is None:
+            state = failure or ModelState(status="unavailable")
+            outcomes: list[Outcome] = [(None, state)] * len(tickets)
+        else:
+            outcomes = [proposal_from_result(result) for result in results]
+        return self._decide_each(tickets, outcomes, contexts)
 
     async def route(
         self,
@@ -90,12 +79,21 @@ class RouterCore:
         outcomes = await asyncio.gather(
             *(self._propose(ticket, classify, timeout_s) for ticket in tickets)
         )
+        decisions = self._decide_each(tickets, list(outcomes), contexts)
+        latency_ms = (time.perf_counter() - started) * 1000
+        for decision in decisions:
+            decision.latency_ms = latency_ms
+        return decisions
+
+    def _decide_each(
+        self,
+        tickets: list[Ticket],
+        outcomes: list[Outcome],
+        contexts: list[dict[str, Any] | None] | None,
+    ) -> list[Decision]:
         contexts = contexts or [None] * len(tickets)
-        decisions = []
-        for ticket, (proposal, state), context in zip(
-            tickets, outcomes, contexts, strict=True
-        ):
-            decision = decide(
+        return [
+            decide(
                 ticket,
                 proposal=proposal,
                 state=state,
@@ -103,13 +101,14 @@ class RouterCore:
                 automation=self.automation,
                 context=context,
             )
-            decision.latency_ms = (time.perf_counter() - started) * 1000
-            decisions.append(decision)
-        return decisions
+            for ticket, (proposal, state), context in zip(
+                tickets, outcomes, contexts, strict=True
+            )
+        ]
 
     async def _propose(
         self, ticket: Ticket, classify: ClassifyCall, timeout_s: float
-    ) -> tuple[ModelProposal | None, ModelState]:
+    ) -> Outcome:
         text = build_text(ticket.subject, ticket.body).text
         try:
             result = await asyncio.wait_for(classify(text), timeout=timeout_s)
