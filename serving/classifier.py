@@ -47,6 +47,9 @@ class ClassifierCore:
         self._lock = threading.Lock()
         self.last_error: str | None = None
         self.last_checked_at: str | None = None
+        # Requests of one dynamic batch arrive unsorted; the encoder sorts
+        # them by length, and small sub-batches then pad only to neighbours.
+        self.encode_batch_size = settings.encode_batch_size
 
     @property
     def loaded(self) -> LoadedModel | None:
@@ -102,6 +105,7 @@ class ClassifierCore:
             return [{"status": "no_model", "detail": self.last_error or ""}] * len(
                 texts
             )
+        loaded.encoder.batch_size = self.encode_batch_size
         predictions = loaded.bundle.predict(loaded.encoder.encode(texts))
         thresholds = loaded.bundle.thresholds
         results = []
@@ -187,6 +191,7 @@ def _deployment() -> Any:
                 float(config.get("batch_wait_timeout_s", 0.01))
             )
             self.poll_interval_s = float(config.get("poll_interval_s", 30))
+            self.core.encode_batch_size = int(config.get("encode_batch_size", 16))
             fault = str(config.get("fault", "none"))
             self.fault = fault if fault in FAULTS else "none"
             if self.fault != "none":

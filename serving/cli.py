@@ -522,5 +522,34 @@ def stream(
     )
 
 
+audit_app = typer.Typer(help="Check the decision store's tamper-evident hash chain.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOption = False) -> None:
+    """Recompute every hash; exit 1 naming changed, removed or inserted rows."""
+    from monitoring.audit import verify_chain
+    from monitoring.store import open_store
+
+    with _failures():
+        store = open_store(_settings())
+        report = verify_chain(store)
+        store.close()
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        console = Console()
+        verdict = "[green]intact[/]" if report.ok else "[red]BROKEN[/]"
+        console.print(f"{report.rows_checked} decisions checked: chain {verdict}")
+        for problem in report.problems:
+            console.print(
+                f"  {problem.kind} at seq {problem.seq} "
+                f"(decision {problem.decision_id}): {problem.detail}"
+            )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

@@ -578,3 +578,19 @@ def _append_range(url: str, first: int, last: int, start: Any, results: Any) -> 
         time.sleep(0.002)
     store.close()
     results.put(inserted)
+
+
+def test_audit_verify_command_reports_an_intact_chain(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["audit", "verify", "--json"], env={"SWITCHBOARD_HOME": str(tmp_path)}
+    )
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["ok"] is True

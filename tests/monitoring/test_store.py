@@ -41,7 +41,7 @@ def test_migration_creates_both_tables_at_head(
         version = conn.exec_driver_sql(
             f"SELECT version_num FROM {backend.table('alembic_version')}"
         ).scalar_one()
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_migration_run_again_changes_nothing(

@@ -155,7 +155,9 @@ def test_the_same_tickets_get_the_same_decisions_by_batch_and_by_http(
     )
     by_batch = pd.read_parquet(tmp_path / "out" / "decisions").set_index("id")
 
-    deploy(champion_settings)
+    # A generous budget: on a loaded machine a 500-ticket call may take longer
+    # than the default, and a timeout would (rightly) route by rules instead.
+    deploy(champion_settings, classifier_timeout_s=120)
     try:
         payload = {
             "tickets": [

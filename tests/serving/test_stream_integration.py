@@ -5,6 +5,7 @@ Each test uses its own stream names and deletes them afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -88,6 +89,30 @@ def _consumer(settings, names, name: str, *extra: str) -> subprocess.Popen:
     )
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _scrape_until(port: int, wanted: str, timeout_s: float = 120) -> str:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        if wanted in text:
+            return text
+        time.sleep(0.3)
+    raise AssertionError(
+        f"metrics never showed {wanted!r}; last scrape:\n{text[-2000:]}"
+    )
+
+
 def _env(settings) -> dict[str, str]:
     values = {"SWITCHBOARD_HOME": str(settings.home)}
     if settings.database_url:
@@ -158,10 +183,24 @@ def test_poison_messages_reach_the_dead_letter_stream_and_are_acknowledged(
     poison = ["{not json", json.dumps({"id": "P-1", "channel": "fax", "subject": "x"})]
     _publish(redis_client, streams["source"], good + poison)
 
-    process = _consumer(champion_settings, streams, "solo", "--max-batch", "8")
+    port = _free_port()
+    process = _consumer(
+        champion_settings,
+        streams,
+        "solo",
+        "--max-batch",
+        "8",
+        "--metrics-port",
+        str(port),
+    )
+    metrics = _scrape_until(
+        port, 'switchboard_stream_dead_letters_total{consumer="0"} 2.0'
+    )
     _, errors = process.communicate(timeout=300)
 
     assert process.returncode == 0, errors[-3000:]
+    assert 'switchboard_stream_decided_total{consumer="0"} 20.0' in metrics
+    assert "switchboard_stream_consumer_lag" in metrics
 
     dead = redis_client.xrange(streams["source"] + ":dead-letters")
     assert len(dead) == 2
