@@ -22,29 +22,13 @@ import pandas as pd
 
 from features.errors import DataError, InvalidTicketError
 from features.schema import ticket_from_row
+from serving.decision import Decision
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 
-DECISION_COLUMNS = (
-    "decision_id",
-    "ticket_id",
-    "queue",
-    "priority",
-    "escalation",
-    "escalation_reason",
-    "mode",
-    "confidence",
-    "top_queues",
-    "model_name",
-    "model_version",
-    "rule_id",
-    "rule_set_version",
-    "fallback_reason",
-    "reasons",
-    "latency_ms",
-    "decided_at",
-)
+# Every Decision field, in order: one output column each.
+DECISION_COLUMNS = tuple(Decision.model_fields)
 _STATUS = "_switchboard_status"
 _ERROR = "error"
 

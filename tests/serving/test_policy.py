@@ -629,3 +629,11 @@ def test_a_malformed_classifier_answer_means_model_unavailable_not_an_error():
 
     assert proposal is None
     assert state.status == "unavailable"
+
+
+def test_the_store_and_the_batch_output_know_every_decision_field():
+    from monitoring.store import DECISION_FIELDS
+    from serving.batch import DECISION_COLUMNS
+    from serving.decision import Decision
+
+    assert tuple(Decision.model_fields) == DECISION_FIELDS == DECISION_COLUMNS
