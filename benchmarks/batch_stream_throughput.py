@@ -90,7 +90,7 @@ def _batch_rate(settings, frame, actors: int) -> float:
             input=str(source),
             output=f"{scratch}/out",
             actors=actors,
-            actor_cpus=1.8 / actors,
+            actor_cpus=1.0 / actors,  # leave a whole CPU for the listing task
             batch_size=64,
         )
         started = time.perf_counter()

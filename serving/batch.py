@@ -57,7 +57,8 @@ class BatchOptions:
     id_columns: tuple[str, ...] = ("id",)
     batch_size: int = 64
     actors: int = 1
-    # Fractions: an actor asking for a whole CPU starves the read tasks on 2 cores.
+    # Fractions: Ray Data lists files with a whole-CPU task, so the pool must
+    # leave one CPU free or the job waits forever on 2 cores.
     actor_cpus: float = 0.5
     input_format: str | None = None
     job_id: str = field(default_factory=lambda: f"batch-{uuid.uuid4()}")
@@ -230,7 +231,9 @@ def _read(uri: str, input_format: str | None) -> Any:
             f"{uri}: unknown input format {kind!r}; use parquet, csv or jsonl"
         )
     try:
-        return readers[kind](uri)
+        # Reading is light next to encoding: a quarter CPU per read task keeps
+        # the actor pool from starving the reads (or the reads the actors).
+        return readers[kind](uri, ray_remote_args={"num_cpus": 0.25})
     except (OSError, ValueError) as err:
         raise DataError(f"{uri}: cannot be read as {kind}: {err}") from err
 
