@@ -233,7 +233,7 @@ def _read(uri: str, input_format: str | None) -> Any:
     try:
         # Reading is light next to encoding: a quarter CPU per read task keeps
         # the actor pool from starving the reads (or the reads the actors).
-        return readers[kind](uri, ray_remote_args={"num_cpus": 0.25})
+        return readers[kind](uri, num_cpus=0.25)
     except (OSError, ValueError) as err:
         raise DataError(f"{uri}: cannot be read as {kind}: {err}") from err
 
