@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -62,9 +63,8 @@ def deploy(
     from ray import serve
 
     config = load_serve_config(settings.serve_config_path)
-    serve.start(
-        http_options={"host": bind_host(settings), "port": settings.port},
-    )
+    host = bind_host(settings)
+    serve.start(http_options={"host": host, "port": settings.port})
     deployments = []
     for entry in config.get("deployments", []):
         merged = dict(entry)
@@ -84,7 +84,7 @@ def deploy(
     if classifier_timeout_s is not None:
         args["classifier_timeout_s"] = classifier_timeout_s
     handle = serve.run(build_app(args), name=APP_NAME, route_prefix="/")
-    log.info("service started", extra={"host": settings.host, "port": settings.port})
+    log.info("service started", extra={"host": host, "port": settings.port})
     return handle
 
 
@@ -130,8 +130,6 @@ class InProcessBackend:
         return self.classifier.info()
 
     async def reload(self) -> dict[str, Any]:
-        import asyncio
-
         swapped = await asyncio.to_thread(self.classifier.refresh)
         return {**self.classifier.info(), "swapped": swapped}
 
@@ -140,7 +138,5 @@ class InProcessBackend:
         return {"rule_set_version": rules.version, "source": rules.source}
 
     async def _classify(self, text: str) -> dict[str, Any]:
-        import asyncio
-
         results = await asyncio.to_thread(self.classifier.classify, [text])
         return results[0]
