@@ -219,6 +219,22 @@ class CachedEncoder:
         return np.stack([known[h] for h in hashes]).astype(np.float32, copy=False)
 
 
+def limit_torch_threads(threads: int | None) -> None:
+    """Cap torch's intra-op threads in this process; None leaves torch's choice.
+
+    Two encoders with two threads each on two cores run slower together than
+    two with one thread each: their threads wait for each other at every
+    parallel step.
+    """
+    if threads is None:
+        return
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+        log.info("torch threads set", extra={"threads": threads})
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 

@@ -50,6 +50,25 @@ class UnknownChannelError(InvalidTicketError):
     """The channel named is not one Switchboard knows (HTTP 400)."""
 
 
+@dataclass
+class InvalidInputError(SwitchboardError):
+    """Input other than a ticket failed validation (feedback, a query): HTTP 422.
+
+    `subject` says what was invalid ("feedback", "query"); every invalid field
+    is listed, not only the first.
+    """
+
+    problems: list[FieldProblem] = field(default_factory=list)
+    subject: str = "input"
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        listed = "; ".join(str(problem) for problem in self.problems)
+        return f"invalid {self.subject}: {listed}"
+
+
 class ConfigError(SwitchboardError):
     """A configuration file is missing or invalid; names the file and path."""
 

@@ -39,6 +39,16 @@ class Settings(BaseSettings):
         le=1024,
         description="Texts per encoder call; 16-64 is fastest on CPU for tickets.",
     )
+    torch_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description=(
+            "Intra-op threads for torch in each encoding process; None lets torch "
+            "use every core. Batch actors and stream consumers set it to their "
+            "share of the cores when unset, so encoders do not oversubscribe."
+        ),
+    )
     mlflow_tracking_uri: str | None = Field(
         default=None,
         description=(
@@ -77,9 +87,20 @@ class Settings(BaseSettings):
         default_factory=lambda: bundled_config_path("training.yaml"),
         description="Training defaults: target precision, split sizes, minimums.",
     )
+    drift_path: Path = Field(
+        default_factory=lambda: bundled_config_path("drift.yaml"),
+        description=(
+            "Drift monitoring: window, check interval, the policy that switches "
+            "routing to rules, hysteresis, shadow recording, report folder."
+        ),
+    )
     gates_path: Path = Field(
         default_factory=lambda: bundled_config_path("promotion.yaml"),
         description="Promotion gates a version must pass to become champion.",
+    )
+    sla_path: Path = Field(
+        default_factory=lambda: bundled_config_path("sla.yaml"),
+        description="First-response targets per priority that SLA metrics use.",
     )
 
     @property

@@ -37,7 +37,7 @@ from typing import Any, Literal, Protocol, TypeVar, get_args
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import CreateSchema
@@ -131,6 +131,32 @@ HASHED_COLUMNS: tuple[str, ...] = (
     "path",
     "text_hash",
     "stored_at",
+)
+
+# Columns of a feedback event as the caller gives them (see
+# `monitoring.feedback.FeedbackEvent`); the store adds seq, submitted_by and
+# stored_at.
+FEEDBACK_FIELDS: tuple[str, ...] = (
+    "feedback_id",
+    "ticket_id",
+    "decision_id",
+    "final_queue",
+    "priority",
+    "override_by",
+    "override_reason",
+    "source_system",
+    "opened_at",
+    "first_response_at",
+    "escalated_at",
+    "resolved_at",
+    "occurred_at",
+)
+FEEDBACK_TIMES: tuple[str, ...] = (
+    "opened_at",
+    "first_response_at",
+    "escalated_at",
+    "resolved_at",
+    "occurred_at",
 )
 
 MIGRATIONS_PATH = Path(__file__).with_name("migrations")
@@ -344,6 +370,27 @@ state_events_table = sa.Table(
     sa.Column("at", _UtcDateTime, nullable=False),
     sa.Column("kind", sa.String, nullable=False),
     sa.Column("payload", _JSON, nullable=False),
+)
+
+feedback_table = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("feedback_id", sa.String, nullable=False, unique=True),
+    sa.Column("ticket_id", sa.String, nullable=False),
+    sa.Column("decision_id", sa.String),
+    sa.Column("final_queue", sa.String),
+    sa.Column("priority", sa.String),
+    sa.Column("override_by", sa.String),
+    sa.Column("override_reason", sa.Text),
+    sa.Column("source_system", sa.String),
+    sa.Column("opened_at", _UtcDateTime),
+    sa.Column("first_response_at", _UtcDateTime),
+    sa.Column("escalated_at", _UtcDateTime),
+    sa.Column("resolved_at", _UtcDateTime),
+    sa.Column("occurred_at", _UtcDateTime, nullable=False),
+    sa.Column("submitted_by", sa.String, nullable=False),
+    sa.Column("stored_at", _UtcDateTime, nullable=False),
 )
 
 
@@ -565,6 +612,94 @@ class DecisionStore:
             statement = statement.where(column.at >= since)
         return self._select("events", statement)
 
+    def append_feedback(
+        self,
+        events: Sequence[Mapping[str, Any] | SupportsModelDump],
+        submitted_by: str,
+    ) -> list[str]:
+        """Insert feedback events in one transaction, once per feedback id.
+
+        An event whose feedback_id is already stored, or earlier in `events`,
+        is skipped, so resending a batch is safe. Feedback is append-only like
+        decisions: a correction is a new event, and readers take the latest
+        value of each field (see `monitoring.feedback.fold_feedback`).
+
+        Args:
+            events: `FeedbackEvent`s or mappings with keys from
+                `FEEDBACK_FIELDS`; occurred_at defaults to the store's clock.
+            submitted_by: Who sent them (an API key's name, a CLI user).
+
+        Returns:
+            The feedback ids actually inserted, in the order given.
+        """
+        if not events:
+            return []
+        stored_at = self._clock()
+        rows = []
+        seen: set[str] = set()
+        for event in events:
+            row = _normalize_feedback(event, stored_at)
+            if row["feedback_id"] in seen:
+                continue
+            seen.add(row["feedback_id"])
+            rows.append({**row, "submitted_by": submitted_by, "stored_at": stored_at})
+
+        def insert() -> list[str]:
+            # ON CONFLICT rather than a look-up first: two clients sending the
+            # same event at once must not make either fail.
+            statement = _insert_ignoring_conflicts(self.dialect_name).returning(
+                feedback_table.c.feedback_id
+            )
+            with self._transaction(write=True) as conn:
+                inserted = set(conn.execute(statement, rows).scalars())
+            return [
+                row["feedback_id"] for row in rows if row["feedback_id"] in inserted
+            ]
+
+        inserted = self._run("append_feedback", insert)
+        log.debug(
+            "feedback appended",
+            extra={"events": len(events), "inserted": len(inserted)},
+        )
+        return inserted
+
+    def iter_feedback(
+        self,
+        *,
+        ticket_ids: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[dict[str, Any]]:
+        """Stored feedback events in append order.
+
+        Args:
+            ticket_ids: Only events about these tickets.
+            since: Only events that occurred at or after this time.
+            until: Only events that occurred before this time.
+            batch_size: Rows per query, each page its own short read.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        column = feedback_table.c
+        conditions = []
+        if since is not None:
+            conditions.append(column.occurred_at >= since)
+        if until is not None:
+            conditions.append(column.occurred_at < until)
+        if ticket_ids is not None:
+            for start in range(0, len(ticket_ids), _KEY_CHUNK):
+                chunk = list(ticket_ids[start : start + _KEY_CHUNK])
+                yield from self._feedback_pages(
+                    [*conditions, column.ticket_id.in_(chunk)], batch_size
+                )
+            return
+        yield from self._feedback_pages(conditions, batch_size)
+
+    def feedback_for_ticket(self, ticket_id: str) -> list[dict[str, Any]]:
+        """Every feedback event stored for a ticket, oldest first."""
+        return list(self.iter_feedback(ticket_ids=[ticket_id]))
+
     def close(self) -> None:
         """Release every pooled connection; the store cannot be used after."""
         self._is_closed = True
@@ -683,6 +818,24 @@ class DecisionStore:
             {"namespace": _CHAIN_LOCK_NAMESPACE, "schema": self._schema},
         )
 
+    def _feedback_pages(
+        self, conditions: list[Any], batch_size: int
+    ) -> Iterator[dict[str, Any]]:
+        column = feedback_table.c
+        last_seq = 0
+        while True:
+            statement = (
+                sa.select(feedback_table)
+                .where(column.seq > last_seq, *conditions)
+                .order_by(column.seq)
+                .limit(batch_size)
+            )
+            page = self._select("iter_feedback", statement)
+            yield from page
+            if len(page) < batch_size:
+                return
+            last_seq = page[-1]["seq"]
+
     def _select(
         self, operation: str, statement: sa.Select[Any]
     ) -> list[dict[str, Any]]:
@@ -777,6 +930,46 @@ def _normalize_decision(decision: Mapping[str, Any]) -> dict[str, Any]:
     values["top_queues"] = [dict(score) for score in values.get("top_queues") or []]
     values["reasons"] = [str(reason) for reason in values.get("reasons") or []]
     return {name: values[name] for name in DECISION_FIELDS}
+
+
+def _normalize_feedback(
+    event: Mapping[str, Any] | SupportsModelDump, default_time: datetime
+) -> dict[str, Any]:
+    values = (
+        dict(event) if isinstance(event, Mapping) else event.model_dump(mode="python")
+    )
+    unknown = sorted(set(values) - set(FEEDBACK_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"feedback has fields the store has no column for: {', '.join(unknown)}"
+        )
+    for name in ("feedback_id", "ticket_id"):
+        if not values.get(name):
+            raise ValueError(f"feedback is missing required field {name}")
+    row: dict[str, Any] = {name: values.get(name) for name in FEEDBACK_FIELDS}
+    for name in FEEDBACK_TIMES:
+        if row[name] is not None:
+            row[name] = _feedback_time(name, row[name])
+    row["occurred_at"] = row["occurred_at"] or default_time
+    return row
+
+
+def _insert_ignoring_conflicts(dialect_name: str) -> Any:
+    """INSERT into feedback that skips rows whose feedback_id is taken."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(feedback_table).on_conflict_do_nothing(
+            index_elements=["feedback_id"]
+        )
+    return sqlite.insert(feedback_table).on_conflict_do_nothing(
+        index_elements=["feedback_id"]
+    )
+
+
+def _feedback_time(name: str, value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        raise ValueError(f"feedback {name} needs a timezone (use UTC), got {value!r}")
+    return moment.astimezone(UTC)
 
 
 def _as_number(name: str, value: Any) -> float:

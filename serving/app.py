@@ -7,12 +7,13 @@ Switchboard tree map to status codes in `_error_response`, and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from features.errors import (
     FieldProblem,
+    InvalidInputError,
     InvalidTicketError,
     PayloadTooLargeError,
     SwitchboardError,
@@ -30,6 +32,7 @@ from features.schema import Ticket, problems_from_errors, ticket_error
 from serving.auth import AuthError, KeyRing, Scope, ScopeError
 from serving.decision import Decision
 from serving.metrics import ServiceMetrics
+from serving.outcomes import LazyStore, outcome_routes
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,11 @@ class Backend(Protocol):
     async def model_info(self) -> dict[str, Any]: ...
     async def reload(self) -> dict[str, Any]: ...
     async def rules_info(self) -> dict[str, Any]: ...
+    async def drift_status(self) -> dict[str, Any]: ...
+    async def force_drift(
+        self, target: str, actor: str, reason: str, via: str | None
+    ) -> dict[str, Any]: ...
+    async def drift_metrics(self) -> bytes: ...
 
 
 class DuplexStreamingResponse(StreamingResponse):
@@ -69,6 +77,21 @@ class BatchResponse(BaseModel):
     decisions: list[Decision]
 
 
+class DriftForce(BaseModel):
+    """An operator's force of the drift state; kept in the audit log."""
+
+    state: Literal["model", "drift", "auto"] = Field(
+        description=(
+            "`drift` routes every ticket by rules, `model` lets the model route "
+            "whatever the checks say, `auto` hands the state back to the checks."
+        )
+    )
+    actor: str = Field(
+        min_length=1, max_length=200, description="The person forcing it."
+    )
+    reason: str = Field(min_length=1, max_length=2000, description="Why.")
+
+
 def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> FastAPI:
     """The FastAPI app over `backend` (deployment handles, or in-process cores)."""
     api = FastAPI(
@@ -78,6 +101,9 @@ def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> Fa
     )
     metrics = ServiceMetrics()
     api.state.metrics = metrics
+    api.state.store = LazyStore(settings)
+    outcomes, process_gauges = outcome_routes(settings, keys, metrics, api.state.store)
+    api.include_router(outcomes)
 
     def authorize(key: str | None, scope: Scope) -> None:
         keys.authenticate(key, scope)
@@ -241,6 +267,22 @@ def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> Fa
         metrics.set_model(info)
         return info
 
+    @api.get("/v1/drift", tags=["drift"])
+    async def drift(x_api_key: str | None = Header(default=None)) -> dict[str, Any]:
+        """Drift state (model or drift), why, the last check and its evidence."""
+        authorize(x_api_key, "route")
+        return await backend.drift_status()
+
+    @api.post("/v1/admin/drift", tags=["admin"])
+    async def force_drift(
+        force: DriftForce, x_api_key: str | None = Header(default=None)
+    ) -> dict[str, Any]:
+        """Pin the drift state, or hand it back to the checks; audited."""
+        caller = keys.authenticate(x_api_key, "admin")
+        return await backend.force_drift(
+            force.state, force.actor, force.reason, caller.name
+        )
+
     @api.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -267,9 +309,20 @@ def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> Fa
 
     @api.get("/metrics", tags=["health"])
     async def prometheus() -> Response:
-        return Response(metrics.export(), media_type="text/plain; version=0.0.4")
+        await asyncio.to_thread(process_gauges.refresh)
+        exported = metrics.export() + await _drift_metrics(backend)
+        return Response(exported, media_type="text/plain; version=0.0.4")
 
     return api
+
+
+async def _drift_metrics(backend: Backend) -> bytes:
+    """The drift monitor's metrics; none (logged) when it does not answer."""
+    try:
+        return await backend.drift_metrics()
+    except Exception as err:  # a scrape must not fail with the monitor
+        log.warning("drift metrics unavailable", extra={"error": type(err).__name__})
+        return b""
 
 
 def _error_response(err: SwitchboardError) -> JSONResponse:
@@ -277,7 +330,7 @@ def _error_response(err: SwitchboardError) -> JSONResponse:
         status = 400
     elif isinstance(err, PayloadTooLargeError):
         status = 413
-    elif isinstance(err, InvalidTicketError):
+    elif isinstance(err, InvalidTicketError | InvalidInputError):
         status = 422
     elif isinstance(err, AuthError):
         status = 401
@@ -286,7 +339,7 @@ def _error_response(err: SwitchboardError) -> JSONResponse:
     else:
         status = 503
     body: dict[str, Any] = {"error": type(err).__name__, "message": str(err)}
-    if isinstance(err, InvalidTicketError):
+    if isinstance(err, InvalidTicketError | InvalidInputError):
         body["problems"] = [
             {"field": p.field, "message": p.message, "limit": p.limit}
             for p in err.problems

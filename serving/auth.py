@@ -16,8 +16,10 @@ from features.errors import ConfigError, SwitchboardError
 
 log = logging.getLogger(__name__)
 
-Scope = Literal["route", "admin"]
-SCOPES: tuple[Scope, ...] = ("route", "admin")
+# feedback: write outcomes to the audit store (a helpdesk's webhook), kept
+# apart from route so a key can do one without the other.
+Scope = Literal["route", "feedback", "admin"]
+SCOPES: tuple[Scope, ...] = ("route", "feedback", "admin")
 
 
 class AuthError(SwitchboardError):

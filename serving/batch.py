@@ -92,6 +92,14 @@ class BatchDecider:
             self.store.append(records_for(tickets, decisions, self.job_id, "batch"))
 
 
+def _threads_per_actor(options: BatchOptions, ray_address: str | None) -> int:
+    # Locally every actor shares this machine's cores; on a cluster an actor
+    # gets what it reserved, as the workers' cores are not known here.
+    if ray_address is None:
+        return max(1, (os.cpu_count() or 1) // options.actors)
+    return max(1, round(options.actor_cpus))
+
+
 def decide_frame(
     engine: Any,
     batch: pd.DataFrame,
@@ -175,10 +183,12 @@ def run_batch(
         raise DataError(f"{options.input}: no rows to classify")
     # One parquet file is one block: split it so every actor gets work.
     dataset = dataset.repartition(max(options.actors * 4, 1))
+    threads = settings.torch_threads or _threads_per_actor(options, ray_address)
+    actor_settings = settings.model_copy(update={"torch_threads": threads})
     decided = dataset.map_batches(
         BatchDecider,
         fn_constructor_args=(
-            settings.model_dump(mode="json"),
+            actor_settings.model_dump(mode="json"),
             options.id_columns,
             options.job_id,
         ),

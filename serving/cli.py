@@ -551,5 +551,271 @@ def audit_verify(as_json: JsonOption = False) -> None:
         raise typer.Exit(1)
 
 
+feedback_app = typer.Typer(help="Record what happened to tickets after routing.")
+app.add_typer(feedback_app, name="feedback")
+# Rejected rows printed on a terminal; --rejects gets them all.
+_REJECTS_SHOWN = 20
+
+
+@feedback_app.command("import")
+def feedback_import(
+    file: Annotated[
+        Path, typer.Argument(help="CSV, JSONL or parquet of feedback events.")
+    ],
+    rejects: Annotated[
+        Path | None, typer.Option(help="Write every rejected row here as JSONL.")
+    ] = None,
+    submitted_by: Annotated[
+        str | None, typer.Option(help="Recorded as the sender (default: cli:USER).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Store feedback events from a file; exit 1 if any row was rejected.
+
+    Columns are the fields of POST /v1/feedback (feedback_id, ticket_id,
+    final_queue, override_by, override_reason, opened_at, first_response_at,
+    escalated_at, resolved_at, ...). Valid rows are stored even when others
+    are rejected; a feedback_id already stored is skipped.
+    """
+    import getpass
+
+    from features.taxonomy import load_taxonomy
+    from monitoring.feedback import MAX_EVENTS_PER_CALL, read_feedback_file
+    from monitoring.store import open_store
+
+    settings = _settings()
+    sender = submitted_by or f"cli:{getpass.getuser()}"
+    with _failures():
+        result = read_feedback_file(file, load_taxonomy(settings.taxonomy_path))
+        stored = 0
+        with open_store(settings) as store:
+            for start in range(0, len(result.events), MAX_EVENTS_PER_CALL):
+                chunk = result.events[start : start + MAX_EVENTS_PER_CALL]
+                stored += len(store.append_feedback(chunk, sender))
+    rejected = [reject.to_dict() for reject in result.rejects]
+    if rejects is not None:
+        rejects.parent.mkdir(parents=True, exist_ok=True)
+        rejects.write_text("".join(json.dumps(row) + "\n" for row in rejected))
+    payload = {
+        "file": str(file),
+        "rows": result.rows,
+        "stored": stored,
+        "duplicates": len(result.events) - stored,
+        "rejected": len(rejected),
+        "rejects": rejected if rejects is None else str(rejects),
+    }
+    if as_json:
+        _print_json(payload)
+    else:
+        _print_import(Console(), payload, rejected)
+    if rejected:
+        raise typer.Exit(1)
+
+
+def _print_import(
+    console: Console, payload: dict[str, Any], rejected: list[dict[str, Any]]
+) -> None:
+    console.print(
+        f"{payload['rows']} rows: stored {payload['stored']}, already stored "
+        f"{payload['duplicates']}, rejected {payload['rejected']}"
+    )
+    for reject in rejected[:_REJECTS_SHOWN]:
+        problems = "; ".join(
+            f"{p['field']}: {p['message']}"
+            + (f" (limit: {p['limit']})" if p["limit"] else "")
+            for p in reject["problems"]
+        )
+        console.print(f"  [red]row {reject['row']}[/]: {problems}", highlight=False)
+    if len(rejected) > _REJECTS_SHOWN:
+        console.print(
+            f"  ... and {len(rejected) - _REJECTS_SHOWN} more (use --rejects FILE)"
+        )
+
+
+@app.command()
+def metrics(
+    since: Annotated[
+        str, typer.Option(help="Start: ISO date or time, or a duration like 7d, 24h.")
+    ] = "7d",
+    until: Annotated[
+        str | None, typer.Option(help="End (exclusive), same forms; default now.")
+    ] = None,
+    by: Annotated[
+        str, typer.Option(help="Group by queue, channel, mode or model_version.")
+    ] = "queue",
+    bucket: Annotated[
+        str | None, typer.Option(help="Series buckets: hour or day (default: auto).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Process metrics from decisions and feedback: accuracy, fallbacks, SLAs."""
+    from datetime import UTC, datetime
+
+    from monitoring.process_metrics import (
+        check_query,
+        compute_process_metrics,
+        load_process_data,
+        parse_time_range,
+    )
+    from monitoring.sla import load_sla_policy
+    from monitoring.store import open_store
+
+    settings = _settings()
+    now = datetime.now(UTC)
+    with _failures():
+        start, end = parse_time_range(since, until, now)
+        check_query(by, bucket)
+        sla = load_sla_policy(settings.sla_path)
+        with open_store(settings) as store:
+            data = load_process_data(store, start, end)
+        report = compute_process_metrics(data, sla, by=by, bucket=bucket, now=now)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    _print_process_metrics(Console(), report)
+
+
+def _print_process_metrics(console: Console, report: Any) -> None:
+    console.print(
+        f"[bold]Process metrics[/] {report.since:%Y-%m-%d %H:%M} to "
+        f"{report.until:%Y-%m-%d %H:%M} UTC, by {report.by}"
+    )
+    table = Table()
+    for column in (
+        report.by,
+        "decisions",
+        "tickets",
+        "reviewed",
+        "first-touch acc.",
+        "reassigned",
+        "overridden",
+        "fallback",
+        "escalate p50 (min)",
+        "open",
+        "SLA met",
+    ):
+        table.add_column(column, justify="left" if column == report.by else "right")
+    for group in [*report.groups, report.overall]:
+        escalate = group.time_to_escalate.p50_s
+        table.add_row(
+            group.group,
+            str(group.decisions),
+            str(group.tickets),
+            str(group.reviewed),
+            _pct(group.first_touch_accuracy),
+            _pct(group.reassignment_rate),
+            _pct(group.override_rate),
+            _pct(group.fallback_rate),
+            "-" if escalate is None else f"{escalate / 60:.1f}",
+            str(group.open_tickets),
+            _pct(group.sla_first_response.attainment),
+            end_section=group is report.groups[-1] if report.groups else False,
+        )
+    console.print(table)
+
+    reasons = report.overall.fallbacks_by_reason
+    if reasons:
+        console.print(
+            "fallbacks by reason: "
+            + ", ".join(f"{reason} {count}" for reason, count in reasons.items())
+        )
+    aging = Table(title="open tickets by age (queue they are in now)")
+    aging.add_column("queue")
+    bands = list(report.overall.open_by_age)
+    for band in bands:
+        aging.add_column(band, justify="right")
+    for row in report.queue_aging:
+        aging.add_row(row.queue, *(str(row.open_by_age[band]) for band in bands))
+    if report.queue_aging:
+        console.print(aging)
+    if report.exceptions_by_source:
+        sources = Table(title="exceptions by source system")
+        for column in ("source", "fallbacks", "overrides", "reassignments", "total"):
+            sources.add_column(
+                column, justify="left" if column == "source" else "right"
+            )
+        for row in report.exceptions_by_source:
+            sources.add_row(
+                row.source_system,
+                str(row.fallbacks),
+                str(row.overrides),
+                str(row.reassignments),
+                str(row.total),
+            )
+        console.print(sources)
+    enrichment = report.enrichment
+    console.print(
+        f"enrichment success: {_pct(enrichment.success_rate)} "
+        f"of {enrichment.attempted}"
+        + ("" if enrichment.available else " (not available: no enrichment recorded)")
+    )
+    console.print(f"service state changes: {len(report.service_state.changes)}")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+@app.command("export-feedback")
+def export_feedback(
+    out: Annotated[Path, typer.Option(help="File to write: .parquet, .csv or .jsonl.")],
+    tickets: Annotated[
+        Path,
+        typer.Option(
+            help="The original tickets (parquet, CSV, JSONL) with id and text, "
+            "or subject and body: the store keeps only a hash of the text."
+        ),
+    ],
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only labels confirmed since: ISO date or time, or 30d."),
+    ] = None,
+    id_column: Annotated[
+        str, typer.Option(help="The tickets file's ticket id column.")
+    ] = "id",
+    as_json: JsonOption = False,
+) -> None:
+    """Write the tickets whose queue people confirmed as a training set.
+
+    Labels are final queues from feedback (reported or by an agent's
+    override); the model's own unreviewed decisions are left out. The file is
+    what `switchboard train --data` reads.
+    """
+    from datetime import UTC, datetime
+
+    from monitoring.feedback_export import export_feedback as run_export
+    from monitoring.process_metrics import parse_time_range
+    from monitoring.store import open_store
+
+    settings = _settings()
+    with _failures():
+        start = None
+        if since is not None:
+            start, _ = parse_time_range(since, None, datetime.now(UTC))
+        with open_store(settings) as store:
+            report = run_export(store, tickets, out, since=start, id_column=id_column)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    console = Console()
+    console.print(
+        f"[bold]{report.exported} labelled tickets[/] written to {report.out} "
+        f"({report.confirmed_tickets} with a confirmed queue)"
+    )
+    if report.unmatched:
+        console.print(
+            f"[yellow]{report.unmatched} confirmed tickets not found in {tickets}"
+            f"[/] (e.g. {', '.join(report.unmatched_sample[:5])}); they are left out"
+        )
+    if report.duplicate_ticket_rows:
+        console.print(
+            f"[yellow]{report.duplicate_ticket_rows} repeated ticket ids in "
+            f"{tickets}[/]: the first row of each was used"
+        )
+    console.print(
+        "labels: " + ", ".join(f"{k} {v}" for k, v in sorted(report.labels.items()))
+    )
+
+
 if __name__ == "__main__":
     app()

@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from features.encoder import limit_torch_threads
 from features.schema import Ticket
 from features.text import build_text
 from serving.classifier import ClassifierCore
@@ -25,6 +26,7 @@ class DecisionEngine:
     """Rules and the champion in this process; thread-compatible, not thread-safe."""
 
     def __init__(self, settings: ServingSettings, *, use_model: bool = True) -> None:
+        limit_torch_threads(settings.torch_threads)
         self.router = RouterCore.from_settings(settings)
         self.classifier = ClassifierCore(settings)
         if use_model:

@@ -52,3 +52,19 @@ class ServingSettings(Settings):
         ge=1_000,
         description="Largest request body accepted; bigger gets 413 before parsing.",
     )
+    process_metrics_window_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description=(
+            "Trailing window the process-metric gauges on /metrics cover; a "
+            "week by default, long enough for tickets to get feedback."
+        ),
+    )
+    process_metrics_refresh_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Least time between two recomputations of the process-metric "
+            "gauges; each reads the whole window from the decision store."
+        ),
+    )

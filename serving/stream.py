@@ -449,6 +449,11 @@ def _run_consumer_processes(
 ) -> dict[str, int]:
     context = multiprocessing.get_context("spawn")
     counters = [Counters.shared(context) for _ in range(options.consumers)]
+    # The consumers share this machine's cores: each encodes on its share.
+    threads = settings.torch_threads or max(
+        1, (os.cpu_count() or 1) // options.consumers
+    )
+    settings = settings.model_copy(update={"torch_threads": threads})
     _serve_metrics(options, counters, source)
     processes = [
         context.Process(

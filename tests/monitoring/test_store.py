@@ -30,18 +30,18 @@ if TYPE_CHECKING:
 BASE_TIME = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
 
-def test_migration_creates_both_tables_at_head(
+def test_migration_creates_every_table_at_head(
     store: DecisionStore, backend: Backend
 ) -> None:
     inspector = sa.inspect(store.engine)
     tables = set(inspector.get_table_names(schema=backend.schema))
 
-    assert {"decisions", "state_events", "alembic_version"} <= tables
+    assert {"decisions", "state_events", "feedback", "alembic_version"} <= tables
     with store.engine.connect() as conn:
         version = conn.exec_driver_sql(
             f"SELECT version_num FROM {backend.table('alembic_version')}"
         ).scalar_one()
-    assert version == "0002"
+    assert version == "0003"
 
 
 def test_migration_run_again_changes_nothing(
