@@ -91,7 +91,7 @@ def _batch_rate(settings, frame, actors: int) -> float:
             output=f"{scratch}/out",
             actors=actors,
             actor_cpus=1.0 / actors,  # leave a whole CPU for the listing task
-            batch_size=64,
+            batch_size=256,
         )
         started = time.perf_counter()
         report = run_batch(

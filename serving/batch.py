@@ -55,7 +55,9 @@ class BatchOptions:
     output: str
     rejects: str | None = None
     id_columns: tuple[str, ...] = ("id",)
-    batch_size: int = 64
+    # Rows per actor call: a large call sorts more texts by length before
+    # encoding them in groups of `encode_batch_size`, so less is padding.
+    batch_size: int = 256
     actors: int = 1
     # Fractions: Ray Data lists files with a whole-CPU task, so the pool must
     # leave one CPU free or the job waits forever on 2 cores.

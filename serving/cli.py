@@ -401,8 +401,11 @@ def batch(
         typer.Option(help="Comma-separated input columns copied beside each decision."),
     ] = "id",
     batch_size: Annotated[
-        int, typer.Option(min=1, help="Tickets per encoder call.")
-    ] = 64,
+        int,
+        typer.Option(
+            min=1, help="Tickets per actor call, length-sorted before encoding."
+        ),
+    ] = 256,
     actors: Annotated[
         int, typer.Option(min=1, help="Classifier actors (one encoder each).")
     ] = 1,
@@ -815,6 +818,284 @@ def export_feedback(
     console.print(
         "labels: " + ", ".join(f"{k} {v}" for k, v in sorted(report.labels.items()))
     )
+
+
+@app.command()
+def explain(
+    decision_id: Annotated[str, typer.Argument(help="The decision's id.")],
+    ticket: Annotated[
+        Path | None,
+        typer.Option(
+            help="The ticket as JSON (as sent to /v1/route), for similarity and "
+            "nearest training tickets: the store keeps only a hash of the text."
+        ),
+    ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option(help="The ticket text, instead of --ticket: subject, then body."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Why a decision went where it went: rule or model, thresholds, drift, evidence."""
+    from monitoring.explain import (
+        TicketText,
+        bundle_encoder,
+        explain_decision,
+        registry_bundles,
+    )
+    from monitoring.store import open_store
+    from serving.settings import ServingSettings
+
+    if ticket is not None and text is not None:
+        Console(stderr=True).print("[red]error:[/] give --ticket or --text, not both")
+        raise typer.Exit(2)
+    settings = ServingSettings()
+    with _failures():
+        ticket_text = None
+        if ticket is not None:
+            ticket_text = TicketText.from_ticket_file(ticket)
+        elif text is not None:
+            ticket_text = TicketText.from_text(text)
+        with open_store(settings) as store:
+            explanation = explain_decision(
+                store,
+                decision_id,
+                rule_set=_current_rule_set(settings),
+                ticket_text=ticket_text,
+                load_bundle=registry_bundles(settings),
+                embed=bundle_encoder(settings),
+            )
+    if as_json:
+        _print_json(explanation.to_dict())
+        return
+    _print_explanation(Console(), explanation.to_dict())
+
+
+def _current_rule_set(settings: Any) -> Any:
+    """Today's rules by id; None (with a warning) when the file does not load."""
+    from features.errors import ConfigError
+    from features.taxonomy import load_taxonomy
+    from monitoring.explain import RuleInfo, RuleSet
+    from serving.rules import load_rules
+
+    try:
+        book = load_rules(settings.rules_path, load_taxonomy(settings.taxonomy_path))
+    except ConfigError as err:
+        warning = f"[yellow]rules not loaded, owners unknown:[/] {err}"
+        Console(stderr=True).print(warning)
+        return None
+    rules = {
+        rule.id: RuleInfo(rule.id, section, rule.description, rule.owner)
+        for section, _, rule in book.rule_file.located_rules()
+    }
+    return RuleSet(version=book.version, rules=rules)
+
+
+def _print_explanation(console: Console, found: dict[str, Any]) -> None:
+    decision = found["decision"]
+    console.print(
+        f"[bold]Decision {decision['decision_id']}[/] for ticket "
+        f"{decision['ticket_id']} ({decision['channel']}, via {decision['path']}) "
+        f"at {decision['decided_at']}"
+    )
+    console.print(f"[bold]{found['verdict']}[/]", highlight=False)
+    console.print(
+        f"queue {decision['queue']}, priority {decision['priority']}, "
+        f"escalation {decision['escalation']}, mode {decision['mode']}"
+    )
+    rule = found["rule"]
+    if rule:
+        console.print(
+            f"rule [bold]{rule['rule_id']}[/] ({rule.get('section', '?')}), owner "
+            f"{rule.get('owner', '?')}: {rule.get('description', '-')}",
+            highlight=False,
+        )
+        console.print(f"  rule-set version {rule['rule_set_version']}")
+    model = found["model"]
+    if model:
+        _print_model_evidence(console, model)
+    elif decision.get("model_version"):
+        console.print(f"model version {decision['model_version']} (not loaded)")
+    else:
+        console.print("no model proposal: the model did not run for this ticket")
+    console.print("reasons:")
+    for reason in decision.get("reasons") or []:
+        console.print(f"  - {reason}", highlight=False)
+    _print_service_state(console, found["service_state"])
+    _print_nearest(console, found)
+    for warning in found["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _print_model_evidence(console: Console, model: dict[str, Any]) -> None:
+    table = Table(title=f"model {model['model_name']} version {model['model_version']}")
+    for column in ("queue", "probability", "threshold", "routable", "passes"):
+        table.add_column(column, justify="left" if column == "queue" else "right")
+    for row in model["top_queues"]:
+        table.add_row(
+            row["queue"],
+            _fmt(row["probability"]),
+            _fmt(row["threshold"]),
+            "yes" if row["routable"] else "no",
+            "yes" if row["meets_threshold"] else "no",
+        )
+    console.print(table)
+    minimum = _fmt(model["min_similarity"])
+    if model["similarity"] is None:
+        console.print(
+            f"abstention: min similarity {minimum}; this ticket's similarity "
+            "needs its text (--ticket or --text)"
+        )
+    else:
+        verdict = "out of scope" if model["is_out_of_scope"] else "in scope"
+        console.print(
+            f"abstention: similarity {_fmt(model['similarity'])} to the nearest "
+            f"training ticket vs min {minimum}: {verdict}"
+        )
+
+
+def _print_service_state(console: Console, state: dict[str, Any]) -> None:
+    console.print(f"service state: [bold]{state['state']}[/] ({state['note']})")
+    check = state.get("last_check")
+    if check:
+        console.print(
+            f"  last drift check {check['at']}: drift {check['is_drift']}, drifted "
+            f"columns {_pct(check['drifted_column_share'])}, embedding score "
+            f"{_fmt(check['embedding_score'])}"
+        )
+
+
+def _print_nearest(console: Console, found: dict[str, Any]) -> None:
+    examples = found["nearest_examples"]
+    if examples is None:
+        note = found["text"].get("note")
+        if note:
+            console.print(f"nearest training tickets: {note}")
+        return
+    table = Table(title="nearest labelled training tickets")
+    for column in ("ticket", "queue", "similarity"):
+        table.add_column(column, justify="right" if column == "similarity" else "left")
+    for example in examples:
+        table.add_row(example["id"], example["label"], _fmt(example["similarity"]))
+    console.print(table)
+
+
+@app.command()
+def report(
+    model: Annotated[str, typer.Option(help="Version number or alias.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the model card into.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Write the HTML model card of a version: data, metrics, drift, promotions."""
+    from monitoring.explain import bundle_encoder
+    from monitoring.report import redraw_with_encoder, write_model_card
+    from monitoring.store import open_store
+
+    settings = _settings()
+    with _failures(), open_store(settings) as store:
+        files = write_model_card(
+            settings,
+            model,
+            out,
+            store,
+            redraw_plots=redraw_with_encoder(bundle_encoder(settings)),
+        )
+    payload = {
+        "html": str(files.html),
+        "data": str(files.data),
+        "plots": [str(path) for path in files.plots],
+    }
+    if as_json:
+        _print_json(payload)
+        return
+    Console().print(f"model card written to [bold]{files.html}[/]")
+
+
+@app.command()
+def compare(
+    challenger: Annotated[
+        str, typer.Argument(help="Version number or alias to compare.")
+    ],
+    champion: Annotated[
+        str | None, typer.Option(help="Compare with this version (default: champion).")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labelled tickets as `train` reads them (e.g. export-feedback "
+            "output); default: the challenger's held-out test rows."
+        ),
+    ] = None,
+    text_column: TextColumnOption = "text",
+    label_column: LabelColumnOption = "label",
+    split_column: SplitColumnOption = "split",
+    split: Annotated[
+        str | None,
+        typer.Option(help="Score only this split of --data (default: test if any)."),
+    ] = None,
+    out_of_scope_label: OosOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score a challenger and the champion on the same tickets, side by side."""
+    from training.compare import CompareData, compare_versions
+
+    options = CompareData(
+        data, text_column, label_column, split_column, split, out_of_scope_label
+    )
+    with _failures():
+        result = compare_versions(
+            _settings(), challenger, champion_ref=champion, data=options
+        )
+    if as_json:
+        _print_json(result)
+        return
+    _print_comparison(Console(), result)
+
+
+def _print_comparison(console: Console, result: dict[str, Any]) -> None:
+    ours, theirs = result["challenger"]["version"], result["champion"]["version"]
+    data = result["data"]
+    console.print(
+        f"[bold]challenger {ours} vs champion {theirs}[/] on {data['rows']} rows "
+        f"({data['source']}, split {data['split']})"
+    )
+    table = Table()
+    for column in ("metric", f"challenger {ours}", f"champion {theirs}", "delta"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for name, row in result["metrics"].items():
+        table.add_row(
+            name, _fmt(row["challenger"]), _fmt(row["champion"]), _delta(row["delta"])
+        )
+    console.print(table)
+    per_queue = Table(title="F1 per queue")
+    for column in ("queue", "support", f"challenger {ours}", f"champion {theirs}"):
+        per_queue.add_column(column, justify="left" if column == "queue" else "right")
+    per_queue.add_column("delta", justify="right")
+    for queue, row in result["per_queue"].items():
+        per_queue.add_row(
+            queue,
+            str(row["support"]),
+            _fmt(row["challenger"]),
+            _fmt(row["champion"]),
+            _delta(row["delta"]),
+        )
+    console.print(per_queue)
+    routing = result["routing"]
+    console.print(
+        f"{routing['routed_differently']} of {routing['rows']} tickets would route "
+        f"differently ({_pct(routing['share_routed_differently'])}): other queue "
+        f"{routing['both_auto_other_queue']}, only challenger auto-routes "
+        f"{routing['only_challenger_auto']}, only champion auto-routes "
+        f"{routing['only_champion_auto']}; right only with the challenger "
+        f"{routing['only_challenger_right']}, only with the champion "
+        f"{routing['only_champion_right']}"
+    )
+    for warning in result["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+def _delta(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.4f}"
 
 
 if __name__ == "__main__":
