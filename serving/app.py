@@ -30,6 +30,7 @@ from features.errors import (
 )
 from features.schema import Ticket, problems_from_errors, ticket_error
 from serving.auth import AuthError, KeyRing, Scope, ScopeError
+from serving.dashboard import dashboard_routes
 from serving.decision import Decision
 from serving.metrics import ServiceMetrics
 from serving.outcomes import LazyStore, outcome_routes
@@ -104,6 +105,7 @@ def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> Fa
     api.state.store = LazyStore(settings)
     outcomes, process_gauges = outcome_routes(settings, keys, metrics, api.state.store)
     api.include_router(outcomes)
+    api.include_router(dashboard_routes())
 
     def authorize(key: str | None, scope: Scope) -> None:
         keys.authenticate(key, scope)

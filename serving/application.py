@@ -24,14 +24,44 @@ APP_NAME = "switchboard"
 
 
 class HandleBackend:
-    """The API's backend made of deployment handles."""
+    """The API's backend made of deployment handles.
 
-    def __init__(self, router: Any, classifier: Any) -> None:
+    Requests that arrive while earlier ones are on their way to the router
+    are sent on together, in one router call: on a small machine each call
+    through Ray costs more CPU than deciding a ticket. With nothing in
+    flight a request goes at once, so low load adds no wait.
+    """
+
+    def __init__(
+        self,
+        router: Any,
+        classifier: Any,
+        monitor: Any = None,
+        *,
+        max_batch_requests: int = 32,
+        batch_wait_timeout_s: float = 0.0,
+        max_batches_in_flight: int = 2,
+    ) -> None:
+        from ray import serve
+
         self.router = router
         self.classifier = classifier
+        self.monitor = monitor
+
+        async def send(
+            requests: list[tuple[list[Any], str]],
+        ) -> list[list[dict[str, Any]]]:
+            return await router.route_many.remote(requests)
+
+        self._route_together = serve.batch(
+            max_batch_size=max_batch_requests,
+            batch_wait_timeout_s=batch_wait_timeout_s,
+            max_concurrent_batches=max_batches_in_flight,
+        )(send)
 
     async def route(self, tickets: list[Any], request_id: str) -> list[dict[str, Any]]:
-        return await self.router.route.remote(tickets, request_id)
+        together: Any = self._route_together  # serve.batch takes one request
+        return await together((tickets, request_id))
 
     async def model_info(self) -> dict[str, Any]:
         return await self.classifier.info.remote()
@@ -41,6 +71,17 @@ class HandleBackend:
 
     async def rules_info(self) -> dict[str, Any]:
         return await self.router.rules_info.remote()
+
+    async def drift_status(self) -> dict[str, Any]:
+        return await self.monitor.status.remote()
+
+    async def force_drift(
+        self, target: str, actor: str, reason: str, via: str | None
+    ) -> dict[str, Any]:
+        return await self.monitor.force.remote(target, actor, reason, via)
+
+    async def drift_metrics(self) -> bytes:
+        return await self.monitor.metrics.remote()
 
 
 def build_app(args: dict[str, Any]) -> Any:
@@ -57,6 +98,7 @@ def build_app(args: dict[str, Any]) -> Any:
     from ray import serve
 
     from serving.classifier import _deployment as classifier_deployment
+    from serving.drift_monitor import _deployment as monitor_deployment
     from serving.router import _deployment as router_deployment
 
     settings = ServingSettings.model_validate(args.get("settings") or {})
@@ -64,11 +106,17 @@ def build_app(args: dict[str, Any]) -> Any:
     options = {d["name"]: _deployment_options(d) for d in args.get("deployments", [])}
     timeout_s = float(args.get("classifier_timeout_s", 2.0))
     per_ticket_s = float(args.get("classifier_timeout_per_ticket_s", 0.05))
+    grouping: dict[str, Any] = {
+        "max_batch_requests": int(args.get("ingress_max_batch_requests", 32)),
+        "batch_wait_timeout_s": float(args.get("ingress_batch_wait_timeout_s", 0.0)),
+    }
 
-    # Fail start-up here, in the driver, on a bad rules or keys file.
+    # Fail start-up here, in the driver, on a bad rules, drift or keys file.
+    from monitoring.drift import load_drift_config
     from serving.router import RouterCore
 
     RouterCore.from_settings(settings)
+    load_drift_config(settings.drift_path)
     keys = KeyRing.load(settings.api_keys_file, settings.api_keys)
 
     @serve.deployment(name="Ingress", max_ongoing_requests=512)
@@ -76,8 +124,8 @@ def build_app(args: dict[str, Any]) -> Any:
     class Ingress:
         """The HTTP entry point; its FastAPI app is built inside the replica."""
 
-        def __init__(self, router: Any, classifier: Any) -> None:
-            self.backend = HandleBackend(router, classifier)
+        def __init__(self, router: Any, classifier: Any, monitor: Any) -> None:
+            self.backend = HandleBackend(router, classifier, monitor, **grouping)
 
         def __serve_build_asgi_app__(self) -> Any:
             return create_api(self.backend, settings, keys)
@@ -87,13 +135,20 @@ def build_app(args: dict[str, Any]) -> Any:
         .options(**options.get("Classifier", {}))
         .bind(settings_dump)
     )
+    monitor = (
+        monitor_deployment()
+        .options(**options.get("DriftMonitor", {}))
+        .bind(settings_dump)
+    )
     router = (
         router_deployment()
         .options(**options.get("Router", {}))
-        .bind(classifier, settings_dump, timeout_s, per_ticket_s)
+        .bind(classifier, settings_dump, timeout_s, per_ticket_s, monitor)
     )
     ingress: Any = Ingress  # serve.deployment turned the class into a Deployment
-    return ingress.options(**options.get("Ingress", {})).bind(router, classifier)
+    return ingress.options(**options.get("Ingress", {})).bind(
+        router, classifier, monitor
+    )
 
 
 def load_serve_config(path: Path | None = None) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from features.encoder import Encoder
 from features.errors import RegistryError
 from features.settings import Settings
 from training.bundle import ModelBundle
-from training.registry import CHAMPION, VersionInfo, get_version, load_bundle
+from training.profile import ReferenceProfile
+from training.registry import (
+    CHAMPION,
+    VersionInfo,
+    get_version,
+    load_bundle,
+    load_reference_profile,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,8 @@ class LoadedModel:
     bundle: ModelBundle
     encoder: Encoder
     loaded_at: str
+    # Reduces embeddings for the drift window; None for versions without one.
+    profile: ReferenceProfile | None = None
 
 
 class ClassifierCore:
@@ -106,7 +115,11 @@ class ClassifierCore:
                 texts
             )
         loaded.encoder.batch_size = self.encode_batch_size
-        predictions = loaded.bundle.predict(loaded.encoder.encode(texts))
+        embeddings = loaded.encoder.encode(texts)
+        predictions = loaded.bundle.predict(embeddings)
+        # A few components instead of the whole embedding: the drift window's
+        # copy of each ticket stays small on its way to the monitor.
+        projections = loaded.profile.project(embeddings) if loaded.profile else None
         thresholds = loaded.bundle.thresholds
         results = []
         for row, queue in enumerate(predictions.queues):
@@ -123,6 +136,9 @@ class ClassifierCore:
                         "min_similarity": thresholds.min_similarity,
                         "queues": {queue: thresholds.for_queue(queue).model_dump()},
                     },
+                    "projection": (
+                        projections[row].tolist() if projections is not None else None
+                    ),
                 }
             )
         return results
@@ -160,7 +176,17 @@ class ClassifierCore:
                 bundle.encoder, batch_size=self.settings.encode_batch_size
             )
             encoder.encode(["warm up the encoder"])
-        return LoadedModel(target, bundle, encoder, datetime.now(UTC).isoformat())
+        try:
+            profile = load_reference_profile(self.settings, target.version)
+        except Exception as err:  # drift monitoring is optional; serving is not
+            log.warning(
+                "reference profile not loaded, no drift projections",
+                extra={"version": target.version, "error": type(err).__name__},
+            )
+            profile = None
+        return LoadedModel(
+            target, bundle, encoder, datetime.now(UTC).isoformat(), profile
+        )
 
 
 def _deployment() -> Any:
@@ -168,7 +194,7 @@ def _deployment() -> Any:
 
     @serve.deployment(name="Classifier", max_ongoing_requests=512)
     class Classifier:
-        """Ray Serve deployment: batches single-ticket calls into encoder calls."""
+        """Ray Serve deployment: batches the router's calls into encoder calls."""
 
         def __init__(self, settings: dict[str, Any]) -> None:
             self.core = ClassifierCore(Settings.model_validate(settings))
@@ -185,8 +211,8 @@ def _deployment() -> Any:
 
             torch.set_num_threads(int(config.get("torch_threads", 2)))
             # serve.batch adds these setters to the decorated method.
-            batched: Any = self.classify
-            batched.set_max_batch_size(int(config.get("max_batch_size", 48)))
+            batched: Any = self.classify_many
+            batched.set_max_batch_size(int(config.get("max_batch_size", 8)))
             batched.set_batch_wait_timeout_s(
                 float(config.get("batch_wait_timeout_s", 0.01))
             )
@@ -199,16 +225,30 @@ def _deployment() -> Any:
                     "classifier fault drill active", extra={"fault": self.fault}
                 )
 
-        @serve.batch(max_batch_size=48, batch_wait_timeout_s=0.01)
-        async def classify(self, texts: list[str]) -> list[dict[str, Any]]:
+        @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
+        async def classify_many(
+            self, text_groups: list[list[str]]
+        ) -> list[list[dict[str, Any]]]:
+            """Groups of texts from concurrent router calls, encoded together.
+
+            Each call brings the texts of one or more requests; the calls that
+            wait here while the encoder is busy form the next batch, so under
+            load batches fill and at low load nothing waits long.
+            """
             if self.fault == "error":
                 raise ClassifierFault("fault drill: classifier set to fail")
             # "slow" stalls until the drill ends (or 30 s), like a hung replica.
             stalled_until = time.monotonic() + 30
             while self.fault == "slow" and time.monotonic() < stalled_until:
                 await asyncio.sleep(0.1)
+            texts = [text for group in text_groups for text in group]
             # Encoding in a thread keeps the loop free to gather the next batch.
-            return await asyncio.to_thread(self.core.classify, texts)
+            results = await asyncio.to_thread(self.core.classify, texts)
+            answers, start = [], 0
+            for group in text_groups:
+                answers.append(results[start : start + len(group)])
+                start += len(group)
+            return answers
 
         async def info(self) -> dict[str, Any]:
             return {**self.core.info(), "fault": self.fault}

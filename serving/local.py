@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from typing import Any
 
 from serving.application import APP_NAME, build_app, load_serve_config
@@ -104,7 +105,12 @@ class InProcessBackend:
     classification runs in a worker thread so the event loop stays free.
     """
 
-    def __init__(self, settings: ServingSettings, timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        settings: ServingSettings,
+        timeout_s: float = 2.0,
+        per_ticket_s: float = 0.05,
+    ) -> None:
         from serving.classifier import ClassifierCore
         from serving.router import RouterCore, _open_writer
 
@@ -112,17 +118,24 @@ class InProcessBackend:
         self.classifier = ClassifierCore(settings)
         self.classifier.refresh()
         self.timeout_s = timeout_s
+        self.per_ticket_s = per_ticket_s
         self.writer = _open_writer(settings)
+        self.drift, self._stop_checks = _start_drift_monitor(settings)
 
     async def route(self, tickets: list[Any], request_id: str) -> list[dict[str, Any]]:
         from serving.recording import records_for
 
-        decisions = await self.router.route(tickets, self._classify, self.timeout_s)
+        # Like the Router deployment: one classifier call, longer for more tickets.
+        budget_s = self.timeout_s + self.per_ticket_s * max(len(tickets) - 1, 0)
+        decisions = await self.router.route(
+            tickets, self._classify, budget_s, drift=self.drift
+        )
         if self.writer is not None:
             self.writer.submit(records_for(tickets, decisions, request_id, "http"))
         return [decision.model_dump(mode="json") for decision in decisions]
 
     def close(self) -> None:
+        self._stop_checks.set()
         if self.writer is not None:
             self.writer.close()
 
@@ -137,6 +150,35 @@ class InProcessBackend:
         rules = self.router.rules
         return {"rule_set_version": rules.version, "source": rules.source}
 
-    async def _classify(self, text: str) -> dict[str, Any]:
-        results = await asyncio.to_thread(self.classifier.classify, [text])
-        return results[0]
+    async def drift_status(self) -> dict[str, Any]:
+        return self.drift.core.status()
+
+    async def force_drift(
+        self, target: str, actor: str, reason: str, via: str | None
+    ) -> dict[str, Any]:
+        forced: Any = target  # validated by the API's request model
+        return await asyncio.to_thread(
+            self.drift.core.force, forced, actor, reason, via=via
+        )
+
+    async def drift_metrics(self) -> bytes:
+        return self.drift.core.metrics.export()
+
+    async def _classify(self, texts: list[str]) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.classifier.classify, texts)
+
+
+def _start_drift_monitor(settings: ServingSettings) -> tuple[Any, threading.Event]:
+    """A drift monitor in this process, its checks on a daemon thread."""
+    from serving.drift_gate import LocalDrift
+    from serving.drift_monitor import CHECK_TICK_S, open_monitor
+
+    core = open_monitor(settings)
+    stop = threading.Event()
+    threading.Thread(
+        target=core.run_checks,
+        args=(stop, CHECK_TICK_S),
+        name="drift-checks",
+        daemon=True,
+    ).start()
+    return LocalDrift(core), stop

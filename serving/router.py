@@ -16,6 +16,13 @@ from features.schema import Ticket
 from features.taxonomy import load_taxonomy
 from features.text import build_text
 from serving.decision import Decision, ModelProposal, ModelState
+from serving.drift_gate import (
+    DriftSource,
+    DriftView,
+    add_shadow_reasons,
+    apply_drift,
+    observation_for,
+)
 from serving.policy import AutomationPolicy, decide, load_automation_policy
 from serving.recording import records_for
 from serving.rules import RuleBook, load_rules
@@ -24,7 +31,8 @@ from training.thresholds import RoutingThresholds
 
 log = logging.getLogger(__name__)
 
-ClassifyCall = Callable[[str], Awaitable[dict[str, Any]]]
+# One classifier answer per text, in order, for all the texts of one call.
+ClassifyCall = Callable[[list[str]], Awaitable[list[dict[str, Any]]]]
 Outcome = tuple[ModelProposal | None, ModelState]
 
 
@@ -69,17 +77,24 @@ class RouterCore:
         timeout_s: float,
         *,
         contexts: list[dict[str, Any] | None] | None = None,
+        drift: DriftSource | None = None,
     ) -> list[Decision]:
         """Decide every ticket; the classifier's failure only changes the reason.
 
         `timeout_s` is the budget of the whole call: the classifier answers
         the tickets of one call together, so a batch route passes a larger one.
+        With `drift`, model-run decisions are observed for the drift window,
+        and in drift every ticket is routed by rules (fallback reason drift).
         """
         started = time.perf_counter()
-        outcomes = await asyncio.gather(
-            *(self._propose(ticket, classify, timeout_s) for ticket in tickets)
-        )
-        decisions = self._decide_each(tickets, list(outcomes), contexts)
+        view = drift.current() if drift is not None else DriftView()
+        texts = [build_text(ticket.subject, ticket.body).text for ticket in tickets]
+        asked = await self._propose(texts, classify, timeout_s)
+        outcomes = apply_drift([outcome for outcome, _ in asked], view)
+        decisions = self._decide_each(tickets, outcomes, contexts)
+        add_shadow_reasons(decisions, outcomes, view)
+        if drift is not None:
+            drift.observe(_observations(texts, asked))
         latency_ms = (time.perf_counter() - started) * 1000
         for decision in decisions:
             decision.latency_ms = latency_ms
@@ -107,26 +122,43 @@ class RouterCore:
         ]
 
     async def _propose(
-        self, ticket: Ticket, classify: ClassifyCall, timeout_s: float
-    ) -> Outcome:
-        text = build_text(ticket.subject, ticket.body).text
+        self, texts: list[str], classify: ClassifyCall, timeout_s: float
+    ) -> list[tuple[Outcome, dict[str, Any] | None]]:
+        """Each text's outcome with the classifier's raw answer, from one call.
+
+        One call for all the texts: per-ticket calls each cost a hop through
+        Ray, which on a small machine costs more CPU than deciding the ticket.
+        """
         try:
-            result = await asyncio.wait_for(classify(text), timeout=timeout_s)
+            results = await asyncio.wait_for(classify(texts), timeout=timeout_s)
+            if len(results) != len(texts):
+                raise ValueError(f"{len(results)} answers for {len(texts)} texts")
         except TimeoutError:
             log.warning(
                 "classifier timed out, routing by rules",
-                extra={"ticket_id": ticket.id, "timeout_s": timeout_s},
+                extra={"tickets": len(texts), "timeout_s": timeout_s},
             )
-            return None, ModelState(
-                status="timeout", detail=f"no answer in {timeout_s}s"
-            )
+            state = ModelState(status="timeout", detail=f"no answer in {timeout_s}s")
+            return [((None, state), None)] * len(texts)
         except Exception as err:  # the classifier failing must never fail a ticket
             log.warning(
                 "classifier unavailable, routing by rules",
-                extra={"ticket_id": ticket.id, "error": type(err).__name__},
+                extra={"tickets": len(texts), "error": type(err).__name__},
             )
-            return None, ModelState(status="unavailable", detail=type(err).__name__)
-        return proposal_from_result(result)
+            state = ModelState(status="unavailable", detail=type(err).__name__)
+            return [((None, state), None)] * len(texts)
+        return [(proposal_from_result(result), result) for result in results]
+
+
+def _observations(
+    texts: list[str], asked: list[tuple[Outcome, dict[str, Any] | None]]
+) -> list[dict[str, Any]]:
+    """Drift observations of the texts the model proposed a queue for."""
+    return [
+        observation_for(text, result, proposal)
+        for text, ((proposal, _state), result) in zip(texts, asked, strict=True)
+        if proposal is not None and result is not None
+    ]
 
 
 def proposal_from_result(
@@ -163,6 +195,15 @@ def _open_writer(settings: ServingSettings) -> Any:
     return DecisionWriter(open_store(settings))
 
 
+def _remote_drift(monitor: Any, settings: ServingSettings) -> DriftSource | None:
+    if monitor is None:
+        return None
+    from monitoring.drift import load_drift_config
+    from serving.drift_gate import RemoteDrift
+
+    return RemoteDrift(monitor, load_drift_config(settings.drift_path))
+
+
 def _deployment() -> Any:
     from ray import serve
 
@@ -176,6 +217,7 @@ def _deployment() -> Any:
             settings: dict[str, Any],
             classifier_timeout_s: float,
             per_ticket_s: float = 0.05,
+            monitor: Any = None,
         ) -> None:
             serving_settings = ServingSettings.model_validate(settings)
             self.core = RouterCore.from_settings(serving_settings)
@@ -183,16 +225,35 @@ def _deployment() -> Any:
             self.timeout_s = classifier_timeout_s
             self.per_ticket_s = per_ticket_s
             self.writer = _open_writer(serving_settings)
+            self.drift = _remote_drift(monitor, serving_settings)
 
         async def route(
             self, tickets: list[Ticket], request_id: str
         ) -> list[dict[str, Any]]:
-            budget_s = self.timeout_s + self.per_ticket_s * (len(tickets) - 1)
-            decisions = await self.core.route(tickets, self._classify, budget_s)
-            if self.writer is not None:
-                # Queued for a background thread: the response does not wait.
-                self.writer.submit(records_for(tickets, decisions, request_id, "http"))
-            return [decision.model_dump(mode="json") for decision in decisions]
+            return (await self.route_many([(tickets, request_id)]))[0]
+
+        async def route_many(
+            self, requests: list[tuple[list[Ticket], str]]
+        ) -> list[list[dict[str, Any]]]:
+            """Several requests' tickets through one classifier call.
+
+            The ingress groups the requests that arrive together; each keeps
+            its own request id in the store and gets its own decisions back.
+            """
+            tickets = [ticket for group, _ in requests for ticket in group]
+            budget_s = self.timeout_s + self.per_ticket_s * max(len(tickets) - 1, 0)
+            decisions = await self.core.route(
+                tickets, self._classify, budget_s, drift=self.drift
+            )
+            answers, start = [], 0
+            for group, request_id in requests:
+                made = decisions[start : start + len(group)]
+                start += len(group)
+                if self.writer is not None:
+                    # Queued for a background thread: the response does not wait.
+                    self.writer.submit(records_for(group, made, request_id, "http"))
+                answers.append([decision.model_dump(mode="json") for decision in made])
+            return answers
 
         def __del__(self) -> None:
             # Serve calls __del__ on a clean replica stop: flush what is queued.
@@ -205,8 +266,8 @@ def _deployment() -> Any:
                 "source": self.core.rules.source,
             }
 
-        async def _classify(self, text: str) -> dict[str, Any]:
-            response = self.classifier.classify.remote(text)
+        async def _classify(self, texts: list[str]) -> list[dict[str, Any]]:
+            response = self.classifier.classify_many.remote(texts)
             try:
                 return await response
             except asyncio.CancelledError:

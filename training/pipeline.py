@@ -16,6 +16,7 @@ from training.config import TrainingConfig
 from training.datasets import LabelledData
 from training.evaluation import evaluate_predictions, routed_mask
 from training.head import fit_temperature, train_head
+from training.profile import ReferenceProfile, build_reference_profile
 from training.thresholds import (
     RoutingThresholds,
     choose_min_similarity,
@@ -35,6 +36,8 @@ class TrainingResult:
     test_frame: pd.DataFrame  # id, text, label of the test rows
     test_predictions: Predictions
     params: dict[str, Any]
+    # None only for results built by hand (tests); train_model always sets it.
+    reference_profile: ReferenceProfile | None = None
 
 
 def train_model(
@@ -120,6 +123,20 @@ def train_model(
     evaluation = evaluate_predictions(
         test_predictions, test["label"].tolist(), bundle.thresholds, oos
     )
+
+    step("profiling held-out tickets for drift monitoring")
+    held_out = frame[frame["split"] != "train"]
+    if held_out.empty:
+        held_out = frame
+    held_out_vectors = vectors[held_out["_row"]]
+    profile = build_reference_profile(
+        held_out["text"].tolist(),
+        held_out_vectors,
+        bundle.predict(held_out_vectors),
+        bundle.thresholds,
+        fit_embeddings=vectors[train["_row"]],
+        seed=config.seed,
+    )
     params = {
         "encoder": encoder.encoder.identity,
         "head": "logistic_regression",
@@ -148,4 +165,5 @@ def train_model(
         test_frame=test[["id", "text", "label"]].reset_index(drop=True),
         test_predictions=test_predictions,
         params=params,
+        reference_profile=profile,
     )

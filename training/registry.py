@@ -21,6 +21,7 @@ from features.settings import Settings
 from training.bundle import ModelBundle
 from training.evaluation import plot_confusion, plot_reliability
 from training.pipeline import TrainingResult
+from training.profile import PROFILE_ARTIFACT, ReferenceProfile
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,9 @@ def log_training_run(
         for name in ("reliability.png", "confusion.png"):
             mlflow.log_artifact(str(folder / name), artifact_path="plots")
         mlflow.log_dict(result.bundle.thresholds.model_dump(), "thresholds.json")
+        if result.reference_profile is not None:
+            profile_dir = result.reference_profile.save(folder / PROFILE_ARTIFACT)
+            mlflow.log_artifacts(str(profile_dir), artifact_path=PROFILE_ARTIFACT)
         mlflow.log_dict({"labels": result.bundle.labels}, "label_map.json")
 
         signature = ModelSignature(
@@ -235,6 +239,42 @@ def load_bundle(settings: Settings, ref: str) -> tuple[VersionInfo, ModelBundle]
             "was it logged by `switchboard train`?"
         )
     return version, ModelBundle.load(bundle_dir)
+
+
+def load_reference_profile(settings: Settings, ref: str) -> ReferenceProfile | None:
+    """The drift reference profile of a version; None when it was logged without.
+
+    Versions trained before profiles existed have none; drift monitoring then
+    stays in model mode for them.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    version = get_version(settings, ref)
+    target = settings.home_dir / "models" / settings.registered_model
+    profile_dir = target / version.version / PROFILE_ARTIFACT
+    if not (profile_dir / "profile.json").exists():
+        configure_mlflow(settings)
+        try:
+            mlflow.artifacts.download_artifacts(
+                run_id=version.run_id,
+                artifact_path=PROFILE_ARTIFACT,
+                dst_path=str(profile_dir.parent),
+            )
+        except (MlflowException, OSError):
+            log.warning(
+                "model version has no reference profile",
+                extra={"model": version.name, "version": version.version},
+            )
+            return None
+    try:
+        return ReferenceProfile.load(profile_dir)
+    except (OSError, ValueError, KeyError) as err:
+        log.warning(
+            "reference profile unreadable",
+            extra={"version": version.version, "error": type(err).__name__},
+        )
+        return None
 
 
 def load_test_frame(settings: Settings, version: VersionInfo) -> pd.DataFrame:
