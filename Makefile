@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install run test lint unit integration bench clean
+.PHONY: install run test lint unit integration bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +19,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# The dashboard test drives Debian's chromium (never a browser Playwright
+# downloads). As root, install it when missing; otherwise say how.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y chromium || (apt-get update && apt-get install -y chromium); \
+	  else \
+	    echo "chromium is missing: run 'sudo apt-get install -y chromium' for the dashboard test"; \
+	  fi; }
 
 run: $(STAMP)
 	$(BIN)/switchboard serve
 
-test: $(STAMP) lint
+test: $(STAMP) chromium lint
 	$(BIN)/pytest
 
 lint: $(STAMP)

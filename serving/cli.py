@@ -928,7 +928,10 @@ def _print_explanation(console: Console, found: dict[str, Any]) -> None:
 
 
 def _print_model_evidence(console: Console, model: dict[str, Any]) -> None:
-    table = Table(title=f"model {model['model_name']} version {model['model_version']}")
+    title = f"{model['model_name'] or 'model'} version {model['model_version']}"
+    if not model["top_queues"]:
+        console.print(f"{title}: no model scores were recorded on this decision")
+    table = Table(title=title)
     for column in ("queue", "probability", "threshold", "routable", "passes"):
         table.add_column(column, justify="left" if column == "queue" else "right")
     for row in model["top_queues"]:
@@ -939,7 +942,8 @@ def _print_model_evidence(console: Console, model: dict[str, Any]) -> None:
             "yes" if row["routable"] else "no",
             "yes" if row["meets_threshold"] else "no",
         )
-    console.print(table)
+    if model["top_queues"]:
+        console.print(table)
     minimum = _fmt(model["min_similarity"])
     if model["similarity"] is None:
         console.print(

@@ -58,6 +58,49 @@ def champion_settings(tmp_path_factory):
     return settings
 
 
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    """Debian's Chromium, headless, driven by Playwright: a context on a new profile.
+
+    The system binary only (`SWITCHBOARD_CHROMIUM` names another): never a
+    browser downloaded by `playwright install`. Offline and quiet: no
+    first-run pages, updates, sync or background fetches.
+    """
+    import shutil
+
+    binary = (
+        os.environ.get("SWITCHBOARD_CHROMIUM")
+        or shutil.which("chromium")
+        or "/usr/bin/chromium"
+    )
+    if not Path(binary).exists():
+        pytest.fail(
+            f"Chromium not found at {binary}: browser tests need Debian's chromium "
+            "package (`apt-get install -y chromium`), or SWITCHBOARD_CHROMIUM "
+            "naming a Chromium binary."
+        )
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=binary,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield context
+        context.close()
+
+
 def free_port() -> int:
     import socket
 
