@@ -27,6 +27,8 @@ def start_ray(
     if ray.is_initialized():
         return
     ray.init(
+        # "local": always a new Ray of our own, never a cluster found running.
+        address="local",
         num_cpus=num_cpus,
         include_dashboard=False,
         object_store_memory=object_store_bytes,

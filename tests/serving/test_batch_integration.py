@@ -196,3 +196,66 @@ def test_the_same_tickets_get_the_same_decisions_by_batch_and_by_http(
     batch_conf = by_batch["confidence"].reindex(by_http.index).astype(float)
     assert (http_conf - batch_conf).abs().max() < 1e-4
     assert json.loads(by_batch["top_queues"].iloc[0])
+
+
+def test_ray_address_runs_the_job_on_an_existing_cluster(tickets, tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ray_bin = Path(sys.executable).with_name("ray")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {**os.environ, "SWITCHBOARD_HOME": str(tmp_path / "home")}
+    source = tmp_path / "in.parquet"
+    tickets[TICKET_COLUMNS].head(20).to_parquet(source)
+    # A second Ray in its own process group, so stopping it leaves the test
+    # session's Ray alone (`ray stop` would stop every Ray on the machine).
+    head = subprocess.Popen(
+        [
+            str(ray_bin),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--node-ip-address=127.0.0.1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "serving.cli",
+                "batch",
+                "--json",
+                f"--input={source}",
+                f"--output={tmp_path / 'out'}",
+                f"--ray-address=127.0.0.1:{port}",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        report = json.loads(done.stdout)
+        assert (report["rows_in"], report["rows_decided"]) == (20, 20)
+        assert report["model_version"] is None  # the empty home: rules only
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+        # `ray start` names itself the machine's current cluster; forget it.
+        current = Path("/tmp/ray/ray_current_cluster")
+        if current.exists() and str(port) in current.read_text():
+            current.unlink()
