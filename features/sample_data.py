@@ -131,7 +131,7 @@ def generate_tickets(
         raise ValueError(f"n must be 0 or more, got {n}")
 
     rng = random.Random(seed)
-    accounts = _make_accounts(rng, max(60, n // 12))
+    accounts = _make_accounts(rng, _account_count(n))
     rows = [_make_row(rng, accounts) for _ in range(n)]
 
     # ISO strings in one time zone sort as times; the sort is stable, so ties
@@ -175,6 +175,44 @@ def load_sample(path: Path | str = SAMPLE_PATH) -> pd.DataFrame:
             f"`python -m features.sample_data --out {path}`"
         )
     return pd.read_parquet(path)
+
+
+@dataclass(frozen=True)
+class SampleAccount:
+    """What the sample knows of one customer account (no contacts)."""
+
+    id: str
+    company: str
+    tier: str
+    plan: str
+    region: str
+    seats: int
+    products: tuple[str, ...]
+
+
+def sample_accounts(
+    n: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED
+) -> list[SampleAccount]:
+    """The accounts `generate_tickets(n, seed)` draws its tickets from.
+
+    The local context store seeds one record per account from these, so every
+    sample ticket with an `account_id` finds its context.
+    """
+    # The same first draws from the same seed as `generate_tickets`, so the
+    # accounts are the ones its tickets name; nothing after them is drawn.
+    accounts = _make_accounts(random.Random(seed), _account_count(n))
+    return [
+        SampleAccount(
+            id=account.id,
+            company=account.company,
+            tier=account.tier,
+            plan=account.plan,
+            region=account.region,
+            seats=account.seats,
+            products=account.products,
+        )
+        for account in accounts
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -269,6 +307,10 @@ def _created_at(rng: random.Random) -> datetime:
         day += timedelta(days=1)
     hour = rng.randint(7, 18) if rng.random() < 0.85 else rng.randrange(24)
     return day.replace(hour=hour, minute=rng.randrange(60), second=rng.randrange(60))
+
+
+def _account_count(n: int) -> int:
+    return max(60, n // 12)
 
 
 def _make_accounts(rng: random.Random, count: int) -> list[_Account]:

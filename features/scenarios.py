@@ -303,6 +303,140 @@ def sev1_outage_alert() -> Scenario:
     )
 
 
+@dataclass(frozen=True)
+class ContextScenario:
+    """A ticket whose queue depends on its account's context, not its text.
+
+    The account's facts are in the embedded context store's seed
+    (`features.context_seed`); `expected_effect` is what the context rule
+    must do to whatever the model or the fallback rules proposed.
+    """
+
+    name: str
+    ticket: dict[str, Any]
+    expected_queue: str
+    expected_rule_id: str
+    expected_effect: str
+    expected_escalation: str = "none"
+    expected_notify: tuple[str, ...] = ()
+    expected_priority: str | None = None
+    note: str = ""
+
+
+def context_scenarios() -> dict[str, ContextScenario]:
+    """The context scenarios, each a fresh copy a test may change."""
+    suspended = strategic_suspended_despite_payment().ticket
+    expansion = provisioning_failed_after_expansion().ticket
+    return {
+        scenario.name: scenario
+        for scenario in (
+            ContextScenario(
+                name="strategic_suspended_despite_payment",
+                ticket=suspended,
+                expected_queue="platform_operations",
+                expected_rule_id="context-paid-but-suspended",
+                expected_effect="override",
+                expected_escalation="executive",
+                expected_priority="P1",
+                note=(
+                    "Payment cleared, entitlement suspended, identity sync error: "
+                    "the sync between billing and entitlements broke."
+                ),
+            ),
+            ContextScenario(
+                name="expansion_seat_mismatch",
+                ticket=expansion,
+                expected_queue="provisioning_entitlements",
+                expected_rule_id="context-expansion-seat-mismatch",
+                expected_effect="redirect",
+                note="Order SO-771204 activated for 350 seats; 200 entitled.",
+            ),
+            ContextScenario(
+                name="expansion_order_not_activated",
+                ticket=_expansion_ticket(
+                    "scn-expansion-order-0001", "acct_500101", "Lumen Freight"
+                ),
+                expected_queue="revenue_operations",
+                expected_rule_id="context-expansion-order-not-activated",
+                expected_effect="redirect",
+                note="The expansion order is booked but was never activated.",
+            ),
+            ContextScenario(
+                name="expansion_identity_sync_failure",
+                ticket=_expansion_ticket(
+                    "scn-expansion-identity-0001", "acct_500102", "Ostara Bank"
+                ),
+                expected_queue="identity_access",
+                expected_rule_id="context-expansion-identity-sync",
+                expected_effect="redirect",
+                note="All 300 seats are entitled; the SCIM sync itself fails.",
+            ),
+            ContextScenario(
+                name="expansion_unpaid_invoice_hold",
+                ticket=_expansion_ticket(
+                    "scn-expansion-hold-0001", "acct_500103", "Pinecrest Retail"
+                ),
+                expected_queue="collections",
+                expected_rule_id="context-expansion-credit-hold",
+                expected_effect="redirect",
+                note="An invoice 45 days overdue put the account on credit hold.",
+            ),
+            ContextScenario(
+                name="strategic_production_impact",
+                ticket=_production_impact_ticket(),
+                expected_queue="platform_operations",
+                expected_rule_id="",
+                expected_effect="",
+                expected_escalation="executive",
+                expected_notify=("executive-bridge",),
+                expected_priority="P1",
+                note=(
+                    "A strategic account during an open production incident on "
+                    "its product and region."
+                ),
+            ),
+        )
+    }
+
+
+def _expansion_ticket(ticket_id: str, account_id: str, company: str) -> dict[str, Any]:
+    body = (
+        f"We are {company}. Last week we added seats to our contract, but the "
+        "new users cannot be provisioned: every user our identity provider "
+        "pushes over SCIM is rejected and assigning a licence by hand fails. "
+        "Our onboarding is blocked until this works."
+    )
+    return {
+        "id": ticket_id,
+        "channel": "portal",
+        "subject": "New users fail to provision after our seat expansion",
+        "body": body,
+        "requester": "it-admin@example.com",
+        "account_id": account_id,
+        "product": "Workspace",
+        "created_at": "2026-06-17T13:42:05+00:00",
+        "source_system": "support-portal",
+    }
+
+
+def _production_impact_ticket() -> dict[str, Any]:
+    return {
+        "id": "scn-strategic-impact-0001",
+        "channel": "email",
+        "subject": "App very slow and timing out for our control room",
+        "body": (
+            "Since 09:00 the web app is not loading for our control room staff "
+            "and saving a shift roster times out with an error. This stops our "
+            "operations right now; please treat it urgently."
+        ),
+        "requester": "ops.lead@aurora-energy.example",
+        "account_id": "acct_500104",
+        "product": "Workspace",
+        "region": "eu-west-1",
+        "created_at": "2026-04-14T08:05:00+00:00",
+    }
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (

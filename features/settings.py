@@ -6,6 +6,7 @@ Build a `Settings` once per process and pass it in; tests build their own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -104,7 +105,45 @@ class Settings(BaseSettings):
     )
     sla_path: Path = Field(
         default_factory=lambda: bundled_config_path("sla.yaml"),
-        description="First-response targets per priority that SLA metrics use.",
+        description=(
+            "SLA targets per priority and tier, business-hours calendars, pausing, "
+            "the escalation path and on-call rotas."
+        ),
+    )
+    enrichment: Literal["local", "http", "off"] = Field(
+        default="local",
+        description=(
+            "Where ticket context (CRM, billing, entitlements, identity, "
+            "telemetry) comes from: the local SQLite context store seeded with "
+            "the sample accounts, so a laptop install needs no set-up; the HTTP "
+            "connectors in connectors_path for the real systems; or off, so "
+            "rules see an empty context."
+        ),
+    )
+    enrichment_budget_ms: float = Field(
+        default=150,
+        gt=0,
+        le=10_000,
+        description=(
+            "Time one ticket may wait for all its context sources together. "
+            "Sources still out when it runs out count as timed out and the "
+            "ticket is decided without them, so a slow CRM cannot slow routing."
+        ),
+    )
+    context_store_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the local context store (enrichment = local); "
+            "unset: context.db in the state folder, seeded on first use."
+        ),
+    )
+    connectors_path: Path = Field(
+        default_factory=lambda: bundled_config_path("connectors.yaml"),
+        description=(
+            "HTTP connectors per context source (enrichment = http): URL "
+            "templates, auth header and the environment variable holding each "
+            "secret, timeouts, retries and circuit breakers."
+        ),
     )
 
     @property
@@ -125,6 +164,10 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The decision store in force: the setting, else SQLite in the home."""
         return self.database_url or f"sqlite:///{self.home_dir / 'decisions.db'}"
+
+    def resolved_context_store_url(self) -> str:
+        """The context store in force: the setting, else SQLite in the home."""
+        return self.context_store_url or f"sqlite:///{self.home_dir / 'context.db'}"
 
     def resolved_tracking_uri(self) -> str:
         """The MLflow URI in force: setting, then env, then local SQLite."""

@@ -80,8 +80,11 @@ MAX_BUCKETS = 2_000
 _DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
 _DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _TIME_FORMATS = "an ISO 8601 date or time (UTC if no offset), or a duration like 7d"
-# A decision field the enrichment step (not built yet) is expected to add.
-ENRICHMENT_FIELD = "enrichment_ok"
+# Decision fields enrichment fills: sources that answered, and those that
+# failed or timed out. A source in neither was not asked (no account id, or
+# enrichment off).
+ANSWERED_FIELD = "context_sources_answered"
+MISSING_FIELD = "context_sources_missing"
 
 
 class DurationStats(BaseModel):
@@ -146,11 +149,20 @@ class SourceExceptions(BaseModel):
     total: int = 0
 
 
+class SourceRate(BaseModel):
+    attempted: int = 0
+    succeeded: int = 0
+    success_rate: float | None = None
+
+
 class EnrichmentMetrics(BaseModel):
+    """Enrichment success: per ticket (every source asked answered) and per source."""
+
     available: bool
     attempted: int = 0
     succeeded: int = 0
     success_rate: float | None = None
+    by_source: dict[str, SourceRate] = Field(default_factory=dict)
     note: str | None = None
 
 
@@ -606,25 +618,37 @@ def _exceptions_by_source(
 
 
 def _enrichment(decisions: Sequence[Mapping[str, Any]]) -> EnrichmentMetrics:
-    # Known limitation: no decision records enrichment yet (the enrichment
-    # step is not built), so this reports "not available" until decisions
-    # carry an `enrichment_ok` field.
-    outcomes = [
-        bool(row[ENRICHMENT_FIELD])
-        for row in decisions
-        if row.get(ENRICHMENT_FIELD) is not None
-    ]
-    if not outcomes:
+    tickets: list[bool] = []
+    per_source: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in decisions:
+        answered = row.get(ANSWERED_FIELD) or []
+        missing = row.get(MISSING_FIELD) or []
+        if not answered and not missing:
+            continue  # not enriched: decided before enrichment, or with it off
+        tickets.append(not missing)
+        for source in answered:
+            per_source[source]["succeeded"] += 1
+        for source in [*answered, *missing]:
+            per_source[source]["attempted"] += 1
+    if not tickets:
         return EnrichmentMetrics(
             available=False,
-            note="no decision in the range records enrichment",
+            note="no decision in the range was enriched",
         )
-    succeeded = sum(outcomes)
+    succeeded = sum(tickets)
     return EnrichmentMetrics(
         available=True,
-        attempted=len(outcomes),
+        attempted=len(tickets),
         succeeded=succeeded,
-        success_rate=succeeded / len(outcomes),
+        success_rate=succeeded / len(tickets),
+        by_source={
+            source: SourceRate(
+                attempted=counts["attempted"],
+                succeeded=counts["succeeded"],
+                success_rate=counts["succeeded"] / counts["attempted"],
+            )
+            for source, counts in sorted(per_source.items())
+        },
     )
 
 

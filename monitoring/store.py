@@ -28,7 +28,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +58,18 @@ log = logging.getLogger(__name__)
 RoutingPath = Literal["http", "batch", "stream"]
 ROUTING_PATHS: tuple[str, ...] = get_args(RoutingPath)
 
+# Added by migration 0005. Rows stored before it hold NULL in them, and a
+# NULL column is left out of the hashed content, so their hashes still hold.
+CONTEXT_FIELDS: tuple[str, ...] = (
+    "context_effect",
+    "context_rule_id",
+    "proposed_queue",
+    "context_sources_answered",
+    "context_sources_missing",
+    "context_sources_used",
+    "notify",
+    "versions",
+)
 # Every field of `serving.decision.Decision`, in its order. A mapping with a
 # key outside this list is refused, so a field added to `Decision` fails loudly
 # here (and gets a migration) instead of silently missing from the audit log.
@@ -77,8 +89,15 @@ DECISION_FIELDS: tuple[str, ...] = (
     "rule_set_version",
     "fallback_reason",
     "reasons",
+    *CONTEXT_FIELDS,
     "latency_ms",
     "decided_at",
+)
+_JSON_LIST_FIELDS = (
+    "context_sources_answered",
+    "context_sources_missing",
+    "context_sources_used",
+    "notify",
 )
 _REQUIRED_FIELDS = frozenset(
     {
@@ -100,6 +119,9 @@ _FIELD_DEFAULTS: dict[str, Any] = {
     "rule_id": None,
     "fallback_reason": None,
     "latency_ms": 0.0,
+    "context_effect": None,
+    "context_rule_id": None,
+    "proposed_queue": None,
 }
 
 _TEXT_FIELDS = (
@@ -115,6 +137,9 @@ _TEXT_FIELDS = (
     "rule_id",
     "rule_set_version",
     "fallback_reason",
+    "context_effect",
+    "context_rule_id",
+    "proposed_queue",
 )
 
 # The prev_hash of the first chained row, which has no predecessor.
@@ -280,11 +305,19 @@ def canonical_content(row: Mapping[str, Any]) -> str:
     NaN / Infinity; JSON columns (top_queues, reasons) nested as they are.
     The same row read back from SQLite or PostgreSQL gives the same text.
 
+    The `CONTEXT_FIELDS` are left out when NULL: rows stored before they
+    existed hash as they did then.
+
     Raises:
-        KeyError: the row lacks one of `HASHED_COLUMNS`.
+        KeyError: the row lacks one of `HASHED_COLUMNS` (`CONTEXT_FIELDS` may
+            be absent).
         ValueError: a datetime without a timezone.
     """
-    content = {name: row[name] for name in HASHED_COLUMNS}
+    content = {
+        name: row[name]
+        for name in HASHED_COLUMNS
+        if name not in CONTEXT_FIELDS or row.get(name) is not None
+    }
     return json.dumps(
         content,
         sort_keys=True,
@@ -329,7 +362,8 @@ _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # The tables as the store queries them. The migrations own the DDL; these
-# must describe what the latest migration creates.
+# must describe what the latest migration creates. `monitoring.cases` adds
+# its tables (migration 0004) to this metadata.
 metadata = sa.MetaData()
 decisions_table = sa.Table(
     "decisions",
@@ -351,6 +385,14 @@ decisions_table = sa.Table(
     sa.Column("rule_set_version", sa.String, nullable=False),
     sa.Column("fallback_reason", sa.String),
     sa.Column("reasons", _JSON, nullable=False),
+    sa.Column("context_effect", sa.String),
+    sa.Column("context_rule_id", sa.String),
+    sa.Column("proposed_queue", sa.String),
+    sa.Column("context_sources_answered", _JSON),
+    sa.Column("context_sources_missing", _JSON),
+    sa.Column("context_sources_used", _JSON),
+    sa.Column("notify", _JSON),
+    sa.Column("versions", _JSON),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("decided_at", _UtcDateTime, nullable=False),
     sa.Column("channel", sa.String, nullable=False),
@@ -700,6 +742,24 @@ class DecisionStore:
         """Every feedback event stored for a ticket, oldest first."""
         return list(self.iter_feedback(ticket_ids=[ticket_id]))
 
+    def run(self, operation: str, work: Callable[[], T]) -> T:
+        """Run `work` with this store's retries, for stores on the same database.
+
+        Transient errors are retried as for the store's own calls; past the
+        last attempt, or on any other database error, it raises `StoreError`
+        naming `operation`. `work` must be safe to run again from the start,
+        such as one `transaction` that rolls back when it fails.
+        """
+        return self._run(operation, work)
+
+    def transaction(self, *, write: bool) -> AbstractContextManager[Connection]:
+        """A connection in one transaction on this store's schema.
+
+        Args:
+            write: Take the write lock up front (SQLite's BEGIN IMMEDIATE).
+        """
+        return self._transaction(write=write)
+
     def close(self) -> None:
         """Release every pooled connection; the store cannot be used after."""
         self._is_closed = True
@@ -929,6 +989,10 @@ def _normalize_decision(decision: Mapping[str, Any]) -> dict[str, Any]:
     values["decided_at"] = _as_utc(values["decided_at"])
     values["top_queues"] = [dict(score) for score in values.get("top_queues") or []]
     values["reasons"] = [str(reason) for reason in values.get("reasons") or []]
+    for name in _JSON_LIST_FIELDS:
+        values[name] = [str(item) for item in values.get(name) or []]
+    versions = values.get("versions") or {}
+    values["versions"] = {str(kind): str(v) for kind, v in dict(versions).items()}
     return {name: values[name] for name in DECISION_FIELDS}
 
 

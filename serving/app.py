@@ -30,6 +30,7 @@ from features.errors import (
 )
 from features.schema import Ticket, problems_from_errors, ticket_error
 from serving.auth import AuthError, KeyRing, Scope, ScopeError
+from serving.case_routes import CaseNotFoundError, case_routes
 from serving.dashboard import dashboard_routes
 from serving.decision import Decision
 from serving.metrics import ServiceMetrics
@@ -54,6 +55,7 @@ class Backend(Protocol):
         self, target: str, actor: str, reason: str, via: str | None
     ) -> dict[str, Any]: ...
     async def drift_metrics(self) -> bytes: ...
+    async def apply_event(self, event: Any) -> dict[str, Any]: ...
 
 
 class DuplexStreamingResponse(StreamingResponse):
@@ -105,6 +107,7 @@ def create_api(backend: Backend, settings: ServingSettings, keys: KeyRing) -> Fa
     api.state.store = LazyStore(settings)
     outcomes, process_gauges = outcome_routes(settings, keys, metrics, api.state.store)
     api.include_router(outcomes)
+    api.include_router(case_routes(backend, keys, api.state.store))
     api.include_router(dashboard_routes())
 
     def authorize(key: str | None, scope: Scope) -> None:
@@ -338,6 +341,8 @@ def _error_response(err: SwitchboardError) -> JSONResponse:
         status = 401
     elif isinstance(err, ScopeError):
         status = 403
+    elif isinstance(err, CaseNotFoundError):
+        status = 404
     else:
         status = 503
     body: dict[str, Any] = {"error": type(err).__name__, "message": str(err)}

@@ -83,6 +83,9 @@ class HandleBackend:
     async def drift_metrics(self) -> bytes:
         return await self.monitor.metrics.remote()
 
+    async def apply_event(self, event: Any) -> dict[str, Any]:
+        return await self.router.apply_event.remote(event)
+
 
 def build_app(args: dict[str, Any]) -> Any:
     """Build the application from `args` (the serve config's `args`).

@@ -18,8 +18,10 @@ log = logging.getLogger(__name__)
 
 # feedback: write outcomes to the audit store (a helpdesk's webhook), kept
 # apart from route so a key can do one without the other.
-Scope = Literal["route", "feedback", "admin"]
-SCOPES: tuple[Scope, ...] = ("route", "feedback", "admin")
+# events: source systems telling of context changes (an invoice paid),
+# which re-decide open tickets.
+Scope = Literal["route", "feedback", "events", "admin"]
+SCOPES: tuple[Scope, ...] = ("route", "feedback", "events", "admin")
 
 
 class AuthError(SwitchboardError):

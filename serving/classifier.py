@@ -60,6 +60,30 @@ class ClassifierCore:
         # them by length, and small sub-batches then pad only to neighbours.
         self.encode_batch_size = settings.encode_batch_size
 
+    @classmethod
+    def pinned(cls, settings: Settings, ref: str) -> ClassifierCore:
+        """A core holding one given version (number or alias), loaded now.
+
+        For offline work that must score with exactly that version (a replay
+        of stored tickets). Unlike `refresh`, a failed load raises: there is
+        no serving version to keep.
+
+        Raises:
+            RegistryError: no such version or alias, or it cannot be loaded.
+        """
+        core = cls(settings, alias=ref)
+        target = get_version(settings, ref)
+        try:
+            core._loaded = core._load(target, None)
+        except RegistryError:
+            raise
+        except Exception as err:  # a broken bundle or encoder: say which version
+            raise RegistryError(
+                f"version {target.version} of {target.name} could not be loaded: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+        return core
+
     @property
     def loaded(self) -> LoadedModel | None:
         return self._loaded

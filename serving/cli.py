@@ -353,6 +353,10 @@ def serve(
     import signal
     import threading
 
+    from serving.config_versions import (
+        record_versions_in_force,
+        start_escalation_scheduler,
+    )
     from serving.local import bind_host, deploy, shutdown, start_ray
     from serving.settings import ServingSettings
     from training.service import ensure_default_model
@@ -371,6 +375,8 @@ def serve(
             signal.signal(signum, lambda *_: stop.set())
         try:
             deploy(settings)
+            record_versions_in_force(settings)
+            start_escalation_scheduler(settings, stop)
             url = f"http://{bind_host(settings)}:{settings.port}"
             console.print(
                 f"[bold green]Switchboard is answering on {url}[/] "
@@ -523,6 +529,123 @@ def stream(
     Console(stderr=True).print(
         "stream stopped: " + ", ".join(f"{k} {v}" for k, v in totals.items())
     )
+
+
+config_app = typer.Typer(
+    help="Governed files (rules, automation, SLA, ...): who changed what, and why."
+)
+app.add_typer(config_app, name="config")
+ConfigKindArgument = Annotated[
+    str, typer.Argument(help="rules, automation, sla, connectors or thresholds.")
+]
+
+
+@config_app.command("record")
+def config_record(
+    kind: ConfigKindArgument,
+    path: Annotated[Path, typer.Argument(help="The file brought into force.")],
+    by: Annotated[str, typer.Option("--by", help="Who made the change.")],
+    why: Annotated[str, typer.Option("--why", help="Why it was made.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a governed file and record who brought its version in, and why.
+
+    Review the change with `switchboard replay` first; record it when it goes
+    live. Every decision names the versions it used.
+    """
+    from monitoring.governance import CONFIG_KINDS, GovernanceLog
+    from monitoring.store import open_store
+    from serving.config_versions import version_of
+    from serving.settings import ServingSettings
+
+    if kind not in CONFIG_KINDS:
+        Console(stderr=True).print(
+            f"[red]error:[/] unknown kind {kind!r}; one of {', '.join(CONFIG_KINDS)}"
+        )
+        raise typer.Exit(2)
+    with _failures():
+        settings = ServingSettings()
+        version = version_of(kind, path, settings)  # type: ignore[arg-type]
+        store = open_store(settings)
+        try:
+            is_new = GovernanceLog(store).record_config_change(
+                kind=kind,  # type: ignore[arg-type]
+                version=version,
+                source=str(path),
+                changed_by=by,
+                reason=why,
+            )
+        except ValueError as err:
+            Console(stderr=True).print(f"[red]error:[/] {err}")
+            raise typer.Exit(2) from err
+        finally:
+            store.close()
+    result = {"kind": kind, "version": version, "recorded": is_new}
+    if as_json:
+        _print_json(result)
+    elif is_new:
+        Console().print(f"{kind} version {version} recorded, by {by}")
+    else:
+        Console().print(
+            f"{kind} version {version} was already on the record; the first "
+            "record stands"
+        )
+
+
+@config_app.command("history")
+def config_history(
+    kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every recorded change, oldest first: kind, version, who, why, when."""
+    from monitoring.governance import GovernanceLog
+    from monitoring.store import open_store
+
+    with _failures():
+        store = open_store(_settings())
+        try:
+            rows = GovernanceLog(store).config_changes(kind)
+        finally:
+            store.close()
+    if as_json:
+        _print_json({"changes": rows})
+        return
+    table = Table(title="config changes")
+    for column in ("at", "kind", "version", "by", "why", "source"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["at"].isoformat(timespec="seconds"),
+            row["kind"],
+            row["version"],
+            row["changed_by"],
+            row["reason"],
+            row["source"],
+        )
+    Console().print(table)
+
+
+@app.command()
+def escalate(as_json: JsonOption = False) -> None:
+    """Run the escalation scheduler once: record every SLA level now reached.
+
+    `switchboard serve` runs it every minute; this is for cron or a check.
+    A level already recorded for a ticket is never recorded again.
+    """
+    from monitoring.escalation import run_scheduler_once
+
+    with _failures():
+        steps = run_scheduler_once(_settings())
+    if as_json:
+        _print_json({"steps": [step.model_dump(mode="json") for step in steps]})
+        return
+    console = Console()
+    console.print(f"{len(steps)} escalation step(s) recorded")
+    for step in steps:
+        rota = f" (on call: {step.rota})" if step.rota else ""
+        console.print(
+            f"  {step.ticket_id}: {step.target} -> {step.level}{rota}: {step.reason}"
+        )
 
 
 audit_app = typer.Typer(help="Check the decision store's tamper-evident hash chain.")
@@ -1100,6 +1223,85 @@ def _print_comparison(console: Console, result: dict[str, Any]) -> None:
 
 def _delta(value: float | None) -> str:
     return "-" if value is None else f"{value:+.4f}"
+
+
+@app.command()
+def replay(
+    since: Annotated[
+        str, typer.Option(help="First moment replayed: ISO date or date and time.")
+    ],
+    until: Annotated[
+        str | None, typer.Option(help="End (exclusive), same forms; default now.")
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="Proposed rules file (default: the live one).")
+    ] = None,
+    thresholds: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML or JSON of per-queue thresholds to try, e.g. "
+            "`queues: {integrations_api: {threshold: 0.9}}`."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Classify the tickets afresh with this registered version "
+            "(number or alias) instead of using their stored answers."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What-if: decide stored tickets again under proposed rules, thresholds or model.
+
+    Each ticket is decided twice by the service's own policy, with the live
+    settings and with the proposal, and the differences are counted. Dates
+    are UTC unless they carry an offset. Nothing live changes: the store is
+    only read, and no alias moves.
+    """
+    from datetime import UTC, datetime
+
+    from features.taxonomy import load_taxonomy
+    from monitoring.store import open_store
+    from serving.replay import (
+        ReplayProposal,
+        load_proposed_model,
+        load_threshold_overrides,
+        replay_range,
+        stored_cases,
+    )
+    from serving.replay import replay as run_replay
+    from serving.router import RouterCore
+    from serving.rules import load_rules
+    from serving.settings import ServingSettings
+
+    settings = ServingSettings()
+    with _failures():
+        start, end = replay_range(since, until, datetime.now(UTC))
+        taxonomy = load_taxonomy(settings.taxonomy_path)
+        live = RouterCore.from_settings(settings)
+        proposal = ReplayProposal(
+            rules=load_rules(rules, taxonomy) if rules else None,
+            thresholds=(
+                load_threshold_overrides(thresholds, taxonomy) if thresholds else None
+            ),
+            model=load_proposed_model(settings, model) if model else None,
+        )
+        with open_store(settings) as store:
+            cases = stored_cases(store, start, end)
+            ticket_ids = [case.ticket_id for case in cases]
+            feedback = list(store.iter_feedback(ticket_ids=ticket_ids))
+        report = run_replay(cases, baseline=live, proposal=proposal, feedback=feedback)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    if not cases:
+        typer.echo(
+            f"No stored cases between {start.isoformat()} and {end.isoformat()}: "
+            "nothing to replay."
+        )
+        return
+    typer.echo(report.to_text(), nl=False)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ ESCALATION_LEVELS: tuple[Escalation, ...] = (
     "incident_commander",
     "executive",
 )
-DecisionMode = Literal["auto", "suggest", "rules", "override"]
+# context: a context rule overrode or redirected what the model or the
+# fallback rules proposed (see `Decision.context_effect`).
+DecisionMode = Literal["auto", "suggest", "rules", "override", "context"]
+ContextEffect = Literal["confirm", "override", "redirect"]
 FallbackReason = Literal[
     "low_confidence",
     "out_of_scope",
@@ -133,6 +136,39 @@ class Decision(BaseModel):
     rule_set_version: str
     fallback_reason: FallbackReason | None = None
     reasons: list[str] = Field(default_factory=list)
+    context_effect: ContextEffect | None = Field(
+        default=None,
+        description=(
+            "What a context rule did to the proposed queue: confirm it, override "
+            "it whatever it was, or redirect it from the queue it names."
+        ),
+    )
+    context_rule_id: str | None = None
+    proposed_queue: str | None = Field(
+        default=None, description="Queue before a context rule changed it."
+    )
+    context_sources_answered: list[str] = Field(
+        default_factory=list,
+        description="Enrichment sources that answered, with a record or without.",
+    )
+    context_sources_missing: list[str] = Field(
+        default_factory=list,
+        description="Enrichment sources that failed or timed out for this ticket.",
+    )
+    context_sources_used: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Sources whose facts the deciding rules read; a change to one of "
+            "them re-decides the ticket while it is open."
+        ),
+    )
+    notify: list[str] = Field(
+        default_factory=list, description="Notification targets the rules asked for."
+    )
+    versions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Version of each governed input: rules, automation, thresholds.",
+    )
     latency_ms: float = Field(default=0.0, ge=0.0, description="Set by the caller.")
     decided_at: datetime
 

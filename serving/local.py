@@ -113,6 +113,7 @@ class InProcessBackend:
         timeout_s: float = 2.0,
         per_ticket_s: float = 0.05,
     ) -> None:
+        from serving.casework import CaseDesk
         from serving.classifier import ClassifierCore
         from serving.router import RouterCore, _open_writer
 
@@ -122,22 +123,29 @@ class InProcessBackend:
         self.timeout_s = timeout_s
         self.per_ticket_s = per_ticket_s
         self.writer = _open_writer(settings)
+        self.desk = CaseDesk.from_settings(settings, self.router, writer=self.writer)
         self.drift, self._stop_checks = _start_drift_monitor(settings)
 
     async def route(self, tickets: list[Any], request_id: str) -> list[dict[str, Any]]:
-        from serving.recording import records_for
-
         # Like the Router deployment: one classifier call, longer for more tickets.
         budget_s = self.timeout_s + self.per_ticket_s * max(len(tickets) - 1, 0)
-        decisions = await self.router.route(
-            tickets, self._classify, budget_s, drift=self.drift
+        decisions, answers, contexts = await self.router.route_detailed(
+            tickets,
+            self._classify,
+            budget_s,
+            enrich=self.desk.enrich,
+            drift=self.drift,
         )
-        if self.writer is not None:
-            self.writer.submit(records_for(tickets, decisions, request_id, "http"))
+        self.desk.record(tickets, contexts, answers, decisions, request_id, "http")
         return [decision.model_dump(mode="json") for decision in decisions]
+
+    async def apply_event(self, event: Any) -> dict[str, Any]:
+        outcome = await self.desk.apply_event(event)
+        return outcome.model_dump(mode="json")
 
     def close(self) -> None:
         self._stop_checks.set()
+        self.desk.close()
         if self.writer is not None:
             self.writer.close()
 

@@ -113,7 +113,14 @@ class ProcessGauges:
             "exceptions", "Exceptions by source system.", ["source_system", "kind"]
         )
         self.enrichment = gauge(
-            "enrichment_success_rate", "Enrichment succeeded / attempted.", []
+            "enrichment_success_rate",
+            "Tickets whose every context source asked answered / tickets enriched.",
+            [],
+        )
+        self.enrichment_by_source = gauge(
+            "enrichment_source_success_rate",
+            "Lookups a context source answered / lookups asked of it.",
+            ["source"],
         )
 
     def set_reports(self, reports: Sequence[ProcessMetrics], window_s: float) -> None:
@@ -129,6 +136,7 @@ class ProcessGauges:
             self.open,
             self.sla,
             self.exceptions,
+            self.enrichment_by_source,
         ):
             metric.clear()
         self.window.set(window_s)
@@ -172,3 +180,6 @@ class ProcessGauges:
                 self.exceptions.labels(row.source_system, kind).set(getattr(row, kind))
         if report.enrichment.success_rate is not None:
             self.enrichment.set(report.enrichment.success_rate)
+        for source, rate in report.enrichment.by_source.items():
+            if rate.success_rate is not None:
+                self.enrichment_by_source.labels(source).set(rate.success_rate)

@@ -9,12 +9,17 @@ set and the automation policy, it returns the same `Decision` every time
    (at or above the threshold: auto; within the suggest band below it:
    suggest, for a person to confirm);
 3. fallback rules otherwise, with the reason the model did not decide;
+4. context rules, which read the enrichment and confirm, override or
+   redirect the queue the model or the fallback rules proposed;
 
-then priority and escalation from the rule set's escalation section.
+then priority and escalation from the rule set's escalation section. Every
+decision names the versions of the governed inputs it used, the enrichment
+sources it rested on and those that were missing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -23,13 +28,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from features.config import bundled_config_path, load_yaml_model
+from features.config import bundled_config_path, file_hash, load_yaml_model
+from features.context import Context
 from features.errors import ConfigError
 from features.schema import Ticket
 from features.taxonomy import Taxonomy, load_taxonomy
 from serving.decision import (
+    ContextEffect,
     Decision,
     DecisionMode,
     Escalation,
@@ -38,7 +45,8 @@ from serving.decision import (
     ModelState,
     ModelStatus,
 )
-from serving.rules import RuleBook, RuleInput, RuleMatch, more_severe
+from serving.rules import ContextMatch, RuleBook, RuleInput, RuleMatch, more_severe
+from training.thresholds import RoutingThresholds
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +96,15 @@ class AutomationPolicy(BaseModel):
 
     default: DefaultAutomation = Field(default_factory=DefaultAutomation)
     queues: dict[str, QueueAutomation] = Field(default_factory=dict)
+    _version: str | None = PrivateAttr(default=None)
+
+    @property
+    def version(self) -> str:
+        """A hash of the file it came from, else of its content."""
+        if self._version is None:
+            content = self.model_dump_json().encode("utf-8")
+            self._version = hashlib.sha256(content).hexdigest()[:12]
+        return self._version
 
     def level_for(self, queue: str) -> AutomationLevel:
         override = self.queues.get(queue)
@@ -112,6 +129,7 @@ def load_automation_policy(
     """
     path = Path(path) if path is not None else bundled_config_path("policy.yaml")
     policy = load_yaml_model(path, AutomationPolicy)
+    policy._version = file_hash(path)
 
     known = set((taxonomy or load_taxonomy()).queue_ids)
     unknown = sorted(set(policy.queues) - known)
@@ -151,19 +169,32 @@ def decide(
     """
     rule_input = rules.prepare(ticket, context)
     reasons: list[str] = []
+    missing = _missing_sources(context, reasons)
 
     route = _route_by_override(rule_input, rules, proposal, state, reasons)
+    shaped = _Shaped(sources=set())
     if route is None:
         verdict = _judge_model(proposal, state, automation, rules.taxonomy)
         reasons.append(verdict.reason)
         route = _route_by_model(verdict, proposal, reasons)
         if route is None:
             route = _route_by_fallback(rule_input, rules, verdict, reasons)
+        route, shaped = _apply_context(rule_input, rules, route, reasons)
 
-    priority = _choose_priority(rule_input, rules, route, reasons)
-    escalation, escalation_reason = _choose_escalation(
-        rule_input, rules, route, priority, reasons
+    priority, priority_rule = _choose_priority(
+        rule_input, rules, route, shaped, reasons
     )
+    escalation, escalation_reason, escalation_rule = _choose_escalation(
+        rule_input, rules, route, shaped, priority, reasons
+    )
+    used = shaped.sources | {
+        source
+        for rule_id in (route.rule.rule_id if route.rule else None, priority_rule)
+        for source in rules.sources_of(rule_id)
+    }
+    if escalation != "none":
+        used |= rules.sources_of(escalation_rule)
+    notify = _notify_targets(rules, shaped, escalation, escalation_rule, reasons)
     return Decision(
         decision_id=decision_id or str(uuid.uuid4()),
         ticket_id=ticket.id,
@@ -180,6 +211,14 @@ def decide(
         rule_set_version=rules.version,
         fallback_reason=route.fallback_reason,
         reasons=reasons,
+        context_effect=shaped.effect,
+        context_rule_id=shaped.match.rule_id if shaped.match else None,
+        proposed_queue=shaped.proposed_queue,
+        context_sources_answered=_answered_sources(context),
+        context_sources_missing=missing,
+        context_sources_used=sorted(used),
+        notify=notify,
+        versions=_versions(rules, automation, proposal),
         decided_at=now or datetime.now(UTC),
     )
 
@@ -190,6 +229,16 @@ class _Route:
     queue: str
     rule: RuleMatch | None = None
     fallback_reason: FallbackReason | None = None
+
+
+@dataclass
+class _Shaped:
+    """What the context rules did: the match, its effect, what they read."""
+
+    sources: set[str]
+    match: RuleMatch | None = None
+    effect: ContextEffect | None = None
+    proposed_queue: str | None = None
 
 
 @dataclass(frozen=True)
@@ -329,43 +378,146 @@ def _route_by_fallback(
     )
 
 
-def _choose_priority(
+def _apply_context(
     rule_input: RuleInput, rules: RuleBook, route: _Route, reasons: list[str]
-) -> str:
-    if route.rule is not None and route.rule.priority is not None:
-        section, rule_id = route.rule.section, route.rule.rule_id
-        reasons.append(f"priority {route.rule.priority} from {section} rule {rule_id}")
-        return route.rule.priority
+) -> tuple[_Route, _Shaped]:
+    """Let the context rules confirm, override or redirect the proposed queue."""
+    found: ContextMatch = rules.match_context(rule_input, route.queue, route.mode)
+    shaped = _Shaped(sources=set(found.sources))
+    match = found.match
+    if match is None:
+        return route, shaped
 
-    priority, reason, _ = rules.prioritize(rule_input, None, route.queue)
+    shaped.match = match
+    if match.effect == "confirm" or match.queue == route.queue:
+        shaped.effect = "confirm"
+        reasons.append(
+            f"context rule {match.rule_id} confirmed {route.queue}: "
+            f"{_rule_reason(match)}"
+        )
+        return route, shaped
+
+    shaped.effect, shaped.proposed_queue = match.effect, route.queue
+    verb = "overrode" if match.effect == "override" else "redirected"
+    reasons.append(
+        f"context rule {match.rule_id} {verb} {route.queue} to {match.queue}: "
+        f"{_rule_reason(match)}"
+    )
+    context_route = _Route(
+        mode="context",
+        queue=match.queue,
+        rule=match,
+        fallback_reason=route.fallback_reason,
+    )
+    return context_route, shaped
+
+
+def _choose_priority(
+    rule_input: RuleInput,
+    rules: RuleBook,
+    route: _Route,
+    shaped: _Shaped,
+    reasons: list[str],
+) -> tuple[str, str | None]:
+    """The priority and the id of the priority rule that set it, if one did."""
+    for rule in _deciding_rules(route, shaped):
+        if rule.priority is not None:
+            reasons.append(
+                f"priority {rule.priority} from {rule.section} rule {rule.rule_id}"
+            )
+            return rule.priority, None
+
+    priority, reason, rule_id = rules.prioritize(rule_input, None, route.queue)
     reasons.append(reason)
-    return priority
+    return priority, rule_id
 
 
 def _choose_escalation(
     rule_input: RuleInput,
     rules: RuleBook,
     route: _Route,
+    shaped: _Shaped,
     priority: str,
     reasons: list[str],
-) -> tuple[Escalation, str | None]:
+) -> tuple[Escalation, str | None, str | None]:
     escalation, reason, rule_id = rules.escalate(
         rule_input, None, route.queue, priority
     )
-    routing = route.rule
-    # The routing rule came first, so it keeps a tie.
-    if (
-        routing is not None
-        and routing.escalation is not None
-        and more_severe(routing.escalation, escalation) == routing.escalation
-    ):
-        escalation, reason = routing.escalation, _rule_reason(routing)
-        rule_id = routing.rule_id
+    # The routing and context rules came first, so they keep a tie.
+    for deciding in reversed(_deciding_rules(route, shaped)):
+        if deciding.escalation is not None and (
+            more_severe(deciding.escalation, escalation) == deciding.escalation
+        ):
+            escalation, reason = deciding.escalation, _rule_reason(deciding)
+            rule_id = deciding.rule_id
 
     if escalation == "none":
-        return "none", None
+        return "none", None, None
     reasons.append(f"escalation {escalation} from rule {rule_id}: {reason}")
-    return escalation, reason
+    return escalation, reason, rule_id
+
+
+def _deciding_rules(route: _Route, shaped: _Shaped) -> list[RuleMatch]:
+    """Rules whose action may set priority and escalation, first one first."""
+    rules = [route.rule] if route.rule is not None else []
+    if shaped.match is not None and shaped.match is not route.rule:
+        rules.append(shaped.match)
+    return rules
+
+
+def _notify_targets(
+    rules: RuleBook,
+    shaped: _Shaped,
+    escalation: Escalation,
+    escalation_rule: str | None,
+    reasons: list[str],
+) -> list[str]:
+    targets = list(shaped.match.notify) if shaped.match is not None else []
+    if escalation != "none":
+        targets.extend(rules.notify_of(escalation_rule))
+    unique = list(dict.fromkeys(targets))
+    if unique:
+        reasons.append(f"notify {', '.join(unique)}")
+    return unique
+
+
+def _missing_sources(
+    context: Mapping[str, Any] | BaseModel | None, reasons: list[str]
+) -> list[str]:
+    if not isinstance(context, Context):
+        return []
+    missing: list[str] = list(context.missing)
+    if missing:
+        reasons.append(
+            f"context sources missing: {', '.join(missing)}; rules decided "
+            "without their facts"
+        )
+    return missing
+
+
+def _answered_sources(context: Mapping[str, Any] | BaseModel | None) -> list[str]:
+    if not isinstance(context, Context):
+        return []
+    return [
+        source
+        for source, status in context.sources.items()
+        if status.outcome in {"ok", "not_found"}
+    ]
+
+
+def _versions(
+    rules: RuleBook, automation: AutomationPolicy, proposal: ModelProposal | None
+) -> dict[str, str]:
+    versions = {"rules": rules.version, "automation": automation.version}
+    if proposal is not None:
+        versions["thresholds"] = thresholds_version(proposal.thresholds)
+    return versions
+
+
+def thresholds_version(thresholds: RoutingThresholds) -> str:
+    """A short hash of a threshold set, so replays with other thresholds show."""
+    content = thresholds.model_dump_json().encode("utf-8")
+    return hashlib.sha256(content).hexdigest()[:12]
 
 
 def _detail(state: ModelState) -> str:

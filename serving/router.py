@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from features.schema import Ticket
@@ -24,7 +24,6 @@ from serving.drift_gate import (
     observation_for,
 )
 from serving.policy import AutomationPolicy, decide, load_automation_policy
-from serving.recording import records_for
 from serving.rules import RuleBook, load_rules
 from serving.settings import ServingSettings
 from training.thresholds import RoutingThresholds
@@ -33,7 +32,12 @@ log = logging.getLogger(__name__)
 
 # One classifier answer per text, in order, for all the texts of one call.
 ClassifyCall = Callable[[list[str]], Awaitable[list[dict[str, Any]]]]
+# Each ticket's context, in order (None: not enriched).
+EnrichCall = Callable[[list[Ticket]], Awaitable[list[Any]]]
 Outcome = tuple[ModelProposal | None, ModelState]
+NOT_CLASSIFIED = ModelState(
+    status="unavailable", detail="no classifier answer kept for this ticket"
+)
 
 
 class RouterCore:
@@ -53,21 +57,27 @@ class RouterCore:
     def decide_all(
         self,
         tickets: list[Ticket],
-        results: list[dict[str, Any]] | None,
+        results: Sequence[dict[str, Any] | None] | None,
         *,
-        contexts: list[dict[str, Any] | None] | None = None,
+        contexts: list[Any] | None = None,
         failure: ModelState | None = None,
     ) -> list[Decision]:
         """Decide tickets from classifier results already in hand (batch, stream).
 
-        `results` is one classifier answer per ticket, or None with `failure`
-        saying why the classifier did not run.
+        `results` is one classifier answer per ticket (None for a ticket the
+        classifier never answered), or None with `failure` saying why the
+        classifier did not run.
         """
         if results is None:
             state = failure or ModelState(status="unavailable")
             outcomes: list[Outcome] = [(None, state)] * len(tickets)
         else:
-            outcomes = [proposal_from_result(result) for result in results]
+            outcomes = [
+                proposal_from_result(result)
+                if result is not None
+                else (None, NOT_CLASSIFIED)
+                for result in results
+            ]
         return self._decide_each(tickets, outcomes, contexts)
 
     async def route(
@@ -76,7 +86,7 @@ class RouterCore:
         classify: ClassifyCall,
         timeout_s: float,
         *,
-        contexts: list[dict[str, Any] | None] | None = None,
+        contexts: list[Any] | None = None,
         drift: DriftSource | None = None,
     ) -> list[Decision]:
         """Decide every ticket; the classifier's failure only changes the reason.
@@ -86,10 +96,36 @@ class RouterCore:
         With `drift`, model-run decisions are observed for the drift window,
         and in drift every ticket is routed by rules (fallback reason drift).
         """
+        decisions, _, _ = await self.route_detailed(
+            tickets, classify, timeout_s, contexts=contexts, drift=drift
+        )
+        return decisions
+
+    async def route_detailed(
+        self,
+        tickets: list[Ticket],
+        classify: ClassifyCall,
+        timeout_s: float,
+        *,
+        contexts: list[Any] | None = None,
+        enrich: EnrichCall | None = None,
+        drift: DriftSource | None = None,
+    ) -> tuple[list[Decision], list[dict[str, Any] | None], list[Any]]:
+        """Like `route`, also giving each ticket's classifier answer and context.
+
+        With `enrich`, contexts are fetched while the classifier works: the
+        two budgets overlap instead of adding up.
+        """
         started = time.perf_counter()
         view = drift.current() if drift is not None else DriftView()
         texts = [build_text(ticket.subject, ticket.body).text for ticket in tickets]
-        asked = await self._propose(texts, classify, timeout_s)
+        if enrich is not None:
+            asked, contexts = await asyncio.gather(
+                self._propose(texts, classify, timeout_s), enrich(tickets)
+            )
+        else:
+            asked = await self._propose(texts, classify, timeout_s)
+        contexts = list(contexts) if contexts is not None else [None] * len(tickets)
         outcomes = apply_drift([outcome for outcome, _ in asked], view)
         decisions = self._decide_each(tickets, outcomes, contexts)
         add_shadow_reasons(decisions, outcomes, view)
@@ -98,13 +134,13 @@ class RouterCore:
         latency_ms = (time.perf_counter() - started) * 1000
         for decision in decisions:
             decision.latency_ms = latency_ms
-        return decisions
+        return decisions, [answer for _, answer in asked], contexts
 
     def _decide_each(
         self,
         tickets: list[Ticket],
         outcomes: list[Outcome],
-        contexts: list[dict[str, Any] | None] | None,
+        contexts: list[Any] | None,
     ) -> list[Decision]:
         contexts = contexts or [None] * len(tickets)
         return [
@@ -207,6 +243,9 @@ def _remote_drift(monitor: Any, settings: ServingSettings) -> DriftSource | None
 def _deployment() -> Any:
     from ray import serve
 
+    from features.context import ContextEvent
+    from serving.casework import CaseDesk
+
     @serve.deployment(name="Router", max_ongoing_requests=512)
     class Router:
         """Ray Serve deployment composing the classifier with the policy."""
@@ -226,6 +265,9 @@ def _deployment() -> Any:
             self.per_ticket_s = per_ticket_s
             self.writer = _open_writer(serving_settings)
             self.drift = _remote_drift(monitor, serving_settings)
+            self.desk = CaseDesk.from_settings(
+                serving_settings, self.core, writer=self.writer
+            )
 
         async def route(
             self, tickets: list[Ticket], request_id: str
@@ -242,21 +284,38 @@ def _deployment() -> Any:
             """
             tickets = [ticket for group, _ in requests for ticket in group]
             budget_s = self.timeout_s + self.per_ticket_s * max(len(tickets) - 1, 0)
-            decisions = await self.core.route(
-                tickets, self._classify, budget_s, drift=self.drift
+            decisions, results, contexts = await self.core.route_detailed(
+                tickets,
+                self._classify,
+                budget_s,
+                enrich=self.desk.enrich,
+                drift=self.drift,
             )
             answers, start = [], 0
             for group, request_id in requests:
-                made = decisions[start : start + len(group)]
-                start += len(group)
-                if self.writer is not None:
-                    # Queued for a background thread: the response does not wait.
-                    self.writer.submit(records_for(group, made, request_id, "http"))
+                end = start + len(group)
+                made = decisions[start:end]
+                # Queued for background threads: the response does not wait.
+                self.desk.record(
+                    group,
+                    contexts[start:end],
+                    results[start:end],
+                    made,
+                    request_id,
+                    "http",
+                )
+                start = end
                 answers.append([decision.model_dump(mode="json") for decision in made])
             return answers
 
+        async def apply_event(self, event: ContextEvent) -> dict[str, Any]:
+            outcome = await self.desk.apply_event(event)
+            return outcome.model_dump(mode="json")
+
         def __del__(self) -> None:
             # Serve calls __del__ on a clean replica stop: flush what is queued.
+            if getattr(self, "desk", None) is not None:
+                self.desk.close()
             if getattr(self, "writer", None) is not None:
                 self.writer.close()
 

@@ -1,10 +1,12 @@
 """The rules engine: governed rule sets written in CEL and kept in YAML.
 
-A rule file has four ordered lists, each "first match wins":
+A rule file has five ordered lists, each "first match wins":
 
 - `override`: always win over the model (security incidents, legal holds,
   sev-1 alerts);
 - `fallback`: decide whenever the model may not, ending in a catch-all;
+- `context`: read the enrichment once a queue is proposed (by the model or
+  the fallback rules) and confirm, override or redirect it;
 - `escalation.priority_rules`: set the priority when the routing rule did not;
 - `escalation.rules`: choose the escalation path once queue and priority are
   known.
@@ -12,8 +14,10 @@ A rule file has four ordered lists, each "first match wins":
 Conditions are CEL expressions compiled once when the file is loaded. They see
 `ticket` (the ticket as a map, absent fields as empty strings, plus lowercased
 copies: `ticket.text` is the lowercased subject and body, `ticket.lower.<field>`
-any string field lowercased), `context` (enrichment, under `context_defaults`
-from the file) and, for the escalation lists, `decision` (`queue`, `priority`).
+any string field lowercased), `context` (enrichment, see
+`features.context.Context.rule_view`, under `context_defaults` from the
+file) and `decision`: for the context list the proposed `queue` and `mode`,
+for the escalation lists `queue` and `priority`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import to_jsonable_python
 
 from features.config import bundled_config_path, file_hash, load_yaml_model
+from features.context import SOURCES, Context
 from features.errors import ConfigError
 from features.schema import Channel, Ticket
 from features.taxonomy import Taxonomy, load_taxonomy
@@ -42,7 +47,8 @@ from serving.decision import ESCALATION_LEVELS, Escalation
 
 log = logging.getLogger(__name__)
 
-RuleSection = Literal["override", "fallback"]
+RuleSection = Literal["override", "fallback", "context"]
+ContextRuleEffect = Literal["confirm", "override", "redirect"]
 
 CATCH_ALL_CONDITION = "true"
 ACTIVATION_ROOTS = frozenset({"ticket", "context", "decision"})
@@ -65,6 +71,8 @@ _TICKET_STRING_FIELDS = (
     "source_system",
     "created_at",
 )
+# Context keys from before enrichment, and the source each now comes from.
+_FLAT_CONTEXT_SOURCES = {"account_status": "entitlements", "account_tier": "crm"}
 _MAX_ERROR_CHARS = 200
 _QUOTED = re.compile(r"'([^']*)'")
 # Loggers celpy writes evaluation details to (a filter on a logger does not
@@ -98,6 +106,18 @@ class RuleAction(BaseModel):
     )
     reason: str | None = Field(
         default=None, description="Sentence for the reviewer, copied to decisions."
+    )
+    effect: ContextRuleEffect | None = Field(
+        default=None,
+        description=(
+            "Context rules only. override: the queue wins whatever was proposed; "
+            "redirect: moves a proposal the condition names (it must read "
+            "decision.queue); confirm: records that the context agrees, no queue."
+        ),
+    )
+    notify: tuple[str, ...] = Field(
+        default=(),
+        description="Notification targets (configs/notifications.yaml) to tell.",
     )
 
 
@@ -157,6 +177,7 @@ class RuleFile(BaseModel):
     )
     override: list[Rule] = Field(default_factory=list)
     fallback: list[Rule] = Field(min_length=1)
+    context: list[Rule] = Field(default_factory=list)
     escalation: EscalationSection = Field(default_factory=EscalationSection)
 
     @model_validator(mode="after")
@@ -173,6 +194,7 @@ class RuleFile(BaseModel):
         lists = {
             "override": self.override,
             "fallback": self.fallback,
+            "context": self.context,
             "escalation.priority_rules": self.escalation.priority_rules,
             "escalation.rules": self.escalation.rules,
         }
@@ -214,6 +236,22 @@ class RuleMatch:
     escalation: Escalation | None
     reason: str | None
     description: str
+    effect: ContextRuleEffect | None = None
+    notify: tuple[str, ...] = ()
+    sources: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ContextMatch:
+    """What the context list made of a proposal, and the sources it read.
+
+    `sources` are the enrichment sources the context rules evaluated up to
+    and including the match read: a decision rests on those facts whether a
+    rule matched or not, since a change to one could make a rule match.
+    """
+
+    match: RuleMatch | None
+    sources: frozenset[str]
 
 
 class RuleInput:
@@ -233,8 +271,8 @@ class RuleInput:
             name: celpy.json_to_cel(value) for name, value in values.items()
         }
 
-    def with_decision(self, queue: str, priority: str) -> RuleInput:
-        decision = {"queue": queue, "priority": priority}
+    def with_decision(self, queue: str, priority: str, mode: str = "") -> RuleInput:
+        decision = {"queue": queue, "priority": priority, "mode": mode}
         return RuleInput(
             {**self.values, "decision": decision},
             {**self.activation, "decision": celpy.json_to_cel(decision)},
@@ -274,6 +312,7 @@ class _CompiledRule:
     program: celpy.Runner
     is_catch_all: bool
     pre_checks: tuple[_PreCheck, ...] = ()
+    sources: frozenset[str] = frozenset()
 
 
 class RuleBook:
@@ -298,7 +337,12 @@ class RuleBook:
         self._taxonomy = taxonomy
         self._version = version
         self._source = source
-        self._context_defaults = to_jsonable_python(rule_file.context_defaults)
+        # Every Context key is present even when a ticket was not enriched,
+        # so rules never need has() for them; the file's defaults come on top.
+        self._context_defaults = {
+            **Context().rule_view(),
+            **to_jsonable_python(rule_file.context_defaults),
+        }
         self._priority_order = {p: rank for rank, p in enumerate(taxonomy.priority_ids)}
 
         environment = _cel_environment()
@@ -311,8 +355,13 @@ class RuleBook:
         }
         self._override = self._list_of(compiled, "override")
         self._fallback = self._list_of(compiled, "fallback")
+        self._context = self._list_of(compiled, "context")
         self._priority_rules = self._list_of(compiled, "escalation.priority_rules")
         self._escalation_rules = self._list_of(compiled, "escalation.rules")
+        self._sources_by_id = {c.rule.id: c.sources for c in compiled.values()}
+        self._notify_by_id = {
+            c.rule.id: c.rule.action.notify for c in compiled.values()
+        }
 
     def __reduce__(self) -> tuple[Any, ...]:
         arguments = (self._rule_file,)
@@ -348,7 +397,7 @@ class RuleBook:
         values = {
             "ticket": _ticket_map(ticket),
             "context": context_map,
-            "decision": {"queue": "", "priority": ""},
+            "decision": {"queue": "", "priority": "", "mode": ""},
         }
         return RuleInput(values)
 
@@ -372,6 +421,28 @@ class RuleBook:
         compiled = self._first_match(self._fallback, rule_input)
         # A catch-all cannot fail to evaluate, but keep the guarantee explicit.
         return _routing_match(compiled or self._fallback[-1], "fallback")
+
+    def match_context(
+        self, rule_input: RuleInput, queue: str, mode: str
+    ) -> ContextMatch:
+        """The first context rule that matches a proposal, and the sources read."""
+        proposed = rule_input.with_decision(queue, "", mode)
+        sources: set[str] = set()
+        for compiled in self._context:
+            sources |= compiled.sources
+            if any(check.rules_out(proposed.values) for check in compiled.pre_checks):
+                continue
+            if _evaluate(compiled, proposed):
+                return ContextMatch(_context_match(compiled), frozenset(sources))
+        return ContextMatch(None, frozenset(sources))
+
+    def sources_of(self, rule_id: str | None) -> frozenset[str]:
+        """Enrichment sources a rule's condition reads (empty for unknown ids)."""
+        return self._sources_by_id.get(rule_id or "", frozenset())
+
+    def notify_of(self, rule_id: str | None) -> tuple[str, ...]:
+        """Notification targets a rule's action names."""
+        return self._notify_by_id.get(rule_id or "", ())
 
     def prioritize(
         self,
@@ -514,6 +585,12 @@ def _rebuild_rule_book(
 def _action_problems(where: str, index: int, rule: Rule) -> list[str]:
     action = rule.action
     at = f"{where}.{index} rule {rule.id!r}"
+    if action.effect is not None and where != "context":
+        return [f"{at}: only context rules have an effect"]
+    if where == "context":
+        return _context_action_problems(at, rule)
+    if action.notify and where != "escalation.rules":
+        return [f"{at}: only context and escalation rules notify"]
     if where in {"override", "fallback"}:
         return [] if action.queue else [f"{at}: action needs a queue"]
     if where == "escalation.priority_rules":
@@ -525,6 +602,23 @@ def _action_problems(where: str, index: int, rule: Rule) -> list[str]:
             f"{at}: an escalation rule's action sets an escalation and nothing else"
         ]
     return []
+
+
+def _context_action_problems(at: str, rule: Rule) -> list[str]:
+    action = rule.action
+    if action.effect is None:
+        return [f"{at}: a context rule needs an effect (confirm, override, redirect)"]
+    if action.effect == "confirm":
+        if action.queue:
+            return [f"{at}: a confirm rule keeps the proposed queue; remove queue"]
+        return []
+    problems = [] if action.queue else [f"{at}: an {action.effect} rule needs a queue"]
+    if action.effect == "redirect" and "decision.queue" not in rule.condition:
+        problems.append(
+            f"{at}: a redirect rule moves a named proposal, so its condition must "
+            "read decision.queue; use effect override for any proposal"
+        )
+    return problems
 
 
 def _check_taxonomy(rule_file: RuleFile, taxonomy: Taxonomy, source: str) -> None:
@@ -590,7 +684,11 @@ def _below_info(record: logging.LogRecord) -> bool:
 
 def _probe_input(context_defaults: dict[str, Any], taxonomy: Taxonomy) -> RuleInput:
     ticket_map = _ticket_map(Ticket(id="probe", channel=Channel.EMAIL, subject="probe"))
-    decision = {"queue": taxonomy.default_queue, "priority": taxonomy.priority_ids[-1]}
+    decision = {
+        "queue": taxonomy.default_queue,
+        "priority": taxonomy.priority_ids[-1],
+        "mode": "auto",
+    }
     return RuleInput(
         {"ticket": ticket_map, "context": context_defaults, "decision": decision}
     )
@@ -622,6 +720,7 @@ def _compile_rule(
         program=program,
         is_catch_all=rule.is_catch_all,
         pre_checks=_pre_checks(environment, tree),
+        sources=_context_sources(tree),
     )
     _check_probe_result(compiled, probe, where)
     return compiled
@@ -649,6 +748,27 @@ def _static_problems(environment: celpy.Environment, tree: lark.Tree) -> list[st
                 roots = ", ".join(sorted(ACTIVATION_ROOTS))
                 problems.append(f"unknown variable {name!r} (known: {roots})")
     return problems
+
+
+def _context_sources(tree: lark.Tree) -> frozenset[str]:
+    """The enrichment sources a condition reads through `context.<...>`.
+
+    `context.missing` names every source, so a rule reading it rests on all of
+    them; the flat keys kept from before enrichment map to their source.
+    """
+    sources: set[str] = set()
+    for node in tree.iter_subtrees():
+        path = _path_of(node) if node.data == "member_dot" else None
+        if path is None or len(path) < 2 or path[0] != "context":
+            continue
+        key = path[1]
+        if key in SOURCES:
+            sources.add(key)
+        elif key in {"missing", "enriched"}:
+            sources.update(SOURCES)
+        elif key in _FLAT_CONTEXT_SOURCES:
+            sources.add(_FLAT_CONTEXT_SOURCES[key])
+    return frozenset(sources)
 
 
 def _pre_checks(
@@ -845,6 +965,8 @@ def _ticket_map(ticket: Ticket) -> dict[str, Any]:
 def _jsonable_context(context: Mapping[str, Any] | BaseModel | None) -> dict[str, Any]:
     if context is None:
         return {}
+    if isinstance(context, Context):
+        return context.rule_view()
     if isinstance(context, BaseModel):
         return context.model_dump(mode="json")
     return dict(to_jsonable_python(dict(context)))
@@ -893,6 +1015,22 @@ def _describe_error(err: Exception, condition: str) -> str:
     return redacted[:_MAX_ERROR_CHARS]
 
 
+def _context_match(compiled: _CompiledRule) -> RuleMatch:
+    rule = compiled.rule
+    return RuleMatch(
+        rule_id=rule.id,
+        section="context",
+        queue=rule.action.queue or "",
+        priority=rule.action.priority,
+        escalation=rule.action.escalation,
+        reason=rule.action.reason,
+        description=rule.description,
+        effect=rule.action.effect,
+        notify=rule.action.notify,
+        sources=compiled.sources,
+    )
+
+
 def _routing_match(compiled: _CompiledRule, section: RuleSection) -> RuleMatch:
     rule = compiled.rule
     # Validation guarantees a queue on every override and fallback action.
@@ -905,4 +1043,5 @@ def _routing_match(compiled: _CompiledRule, section: RuleSection) -> RuleMatch:
         escalation=rule.action.escalation,
         reason=rule.action.reason,
         description=rule.description,
+        sources=compiled.sources,
     )

@@ -26,6 +26,13 @@ class ServingSettings(Settings):
         default_factory=lambda: bundled_config_path("policy.yaml"),
         description="Automation level and suggest band per queue.",
     )
+    notifications_path: Path = Field(
+        default_factory=lambda: bundled_config_path("notifications.yaml"),
+        description=(
+            "Webhook targets that rules notify (executive bridge, ...); every "
+            "name a rule uses must be defined there."
+        ),
+    )
     serve_config_path: Path = Field(
         default_factory=lambda: bundled_config_path("serve.yaml"),
         description="Ray Serve config: replicas, batching, threads, time budgets.",

@@ -10,12 +10,18 @@ for `idle_timeout_ms`. The store's (ticket id, message id) key makes a
 redelivery a no-op there; the sink stream is at-least-once, and a redelivered
 message re-emits the decision first stored for it.
 
+A message whose JSON has `"type": "context_event"` is a context change
+(`features.context.ContextEvent`), not a ticket: the open tickets whose
+decision rested on the changed source are decided again, and their new
+decisions are emitted under the event's message id.
+
 Known limitation: the NDJSON source is read by one process; only Redis
 Streams spread work over several consumers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import multiprocessing
@@ -32,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from features.context import ContextEvent
 from features.errors import ConfigError, InvalidTicketError
 from features.schema import Ticket, parse_ticket
 from monitoring.store import RoutingPath
@@ -40,6 +47,8 @@ from serving.settings import ServingSettings
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_SUFFIX = ":dead-letters"
+# The "type" of a stream message that carries a context event, not a ticket.
+CONTEXT_EVENT_TYPE = "context_event"
 COUNTER_NAMES = ("decided", "dead_letters", "redeliveries", "batches")
 
 
@@ -135,11 +144,15 @@ class MessageBatchDecider:
 
     def __init__(self, settings: ServingSettings, path: RoutingPath = "stream") -> None:
         from monitoring.store import open_store
+        from serving.casework import CaseDesk
         from serving.engine import DecisionEngine
 
         self.engine = DecisionEngine(settings)
         self.store = open_store(settings)
         self.path = path
+        self.desk = CaseDesk.from_settings(
+            settings, self.engine.router, enricher=self.engine.enricher, blocking=True
+        )
         self._model_checked = time.monotonic()
 
     def decide(
@@ -155,15 +168,21 @@ class MessageBatchDecider:
         self._follow_champion(poll_model_every_s)
         tickets: list[Ticket] = []
         ids: list[str] = []
+        events: list[tuple[str, ContextEvent]] = []
         dead: list[tuple[str, str, str]] = []
         for message_id, raw in messages:
             try:
-                tickets.append(parse_ticket(json.loads(raw)))
+                data = json.loads(raw)
+                if isinstance(data, dict) and data.get("type") == CONTEXT_EVENT_TYPE:
+                    fields = {k: v for k, v in data.items() if k != "type"}
+                    events.append((message_id, ContextEvent.model_validate(fields)))
+                    continue
+                tickets.append(parse_ticket(data))
                 ids.append(message_id)
             except (ValueError, InvalidTicketError) as err:
                 dead.append((message_id, raw, _short_error(err)))
 
-        decisions = self.engine.decide_many(tickets)
+        decisions, answers, contexts = self.engine.decide_detailed(tickets)
         out: list[tuple[str, dict[str, Any]]] = []
         for ticket, decision, message_id in zip(tickets, decisions, ids, strict=True):
             record = records_for([ticket], [decision], message_id, self.path)
@@ -171,10 +190,27 @@ class MessageBatchDecider:
                 out.append((message_id, decision.model_dump(mode="json")))
             else:
                 out.append((message_id, self._stored(ticket.id, message_id)))
+        self.desk.record_now(tickets, contexts, answers, decisions, "stream")
+        out.extend(self._apply_events(events))
         return out, dead
 
     def close(self) -> None:
+        self.desk.close()
+        self.engine.close()
         self.store.close()
+
+    def _apply_events(
+        self, events: list[tuple[str, ContextEvent]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Each event's re-decisions, emitted under the event's message id."""
+        out = []
+        for message_id, event in events:
+            outcome = asyncio.run(self.desk.apply_event(event, via=self.path))
+            for reroute in outcome.redecided:
+                stored = self.store.get(reroute.decision_id)
+                if stored is not None:
+                    out.append((message_id, _decision_fields(stored)))
+        return out
 
     def _stored(self, ticket_id: str, message_id: str) -> dict[str, Any]:
         # A redelivery: emit the decision recorded the first time, not a new one.

@@ -27,6 +27,7 @@ from sqlalchemy.schema import CreateSchema
 from monitoring.audit import AuditReport, verify_chain
 from monitoring.store import (
     CHAIN_GENESIS,
+    CONTEXT_FIELDS,
     HASHED_COLUMNS,
     MIGRATIONS_PATH,
     DecisionRecord,
@@ -330,6 +331,40 @@ def test_rows_stored_before_the_chain_are_counted_not_reported(
     store.close()
 
 
+def test_rows_chained_before_the_context_columns_still_verify(
+    backend: Backend, make_record: RecordFactory
+) -> None:
+    engine = sa.create_engine(backend.url)
+    with engine.begin() as conn:
+        if backend.schema is not None:
+            conn.execute(CreateSchema(backend.schema))
+        command.upgrade(_alembic_config(conn, backend.schema), "0004")
+        row = {**_row_values(make_record(1)), "seq": 1}
+        row["prev_hash"] = CHAIN_GENESIS
+        row["record_hash"] = chain_hash(CHAIN_GENESIS, row)
+        chained_table = sa.Table(
+            "decisions",
+            sa.MetaData(),
+            *(sa.Column(name, column.type) for name, column in _v1_columns()),
+            sa.Column("prev_hash", sa.Text),
+            sa.Column("record_hash", sa.Text),
+            schema=backend.schema,
+        )
+        conn.execute(sa.insert(chained_table), [row])
+    engine.dispose()
+
+    store = backend.open()
+    store.append([make_record(2)])
+    report = verify_chain(store)
+    rows = list(store.iter_decisions())
+
+    assert report.ok, report.problems
+    assert (report.rows_checked, report.unchained_rows) == (2, 0)
+    assert rows[0]["context_sources_used"] is None
+    assert rows[1]["context_sources_used"] == []
+    store.close()
+
+
 def test_downgrade_to_0001_removes_the_chain_columns(
     store: DecisionStore, backend: Backend, make_record: RecordFactory
 ) -> None:
@@ -503,13 +538,18 @@ def _alembic_config(connection: sa.Connection, schema: str | None) -> Config:
 
 def _v1_columns() -> list[tuple[str, sa.Column[Any]]]:
     """The decisions columns as migration 0001 created them."""
-    chain = {"prev_hash", "record_hash"}
-    return [(c.name, c) for c in decisions_table.columns if c.name not in chain]
+    later = {"prev_hash", "record_hash", *CONTEXT_FIELDS}
+    return [(c.name, c) for c in decisions_table.columns if c.name not in later]
 
 
 def _row_values(record: DecisionRecord) -> dict[str, Any]:
+    decision = {
+        name: value
+        for name, value in record.decision.items()
+        if name not in CONTEXT_FIELDS
+    }
     return {
-        **record.decision,
+        **decision,
         "request_id": record.request_id,
         "channel": record.channel,
         "path": record.path,

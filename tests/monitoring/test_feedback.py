@@ -178,7 +178,7 @@ def test_migration_reaches_0003_with_an_empty_feedback_table(
         version = conn.exec_driver_sql(
             f"SELECT version_num FROM {backend.table('alembic_version')}"
         ).scalar_one()
-    assert version == "0003"
+    assert version == "0005"
     assert list(store.iter_feedback()) == []
 
 

@@ -333,18 +333,24 @@ def test_exceptions_by_source_system(report: ProcessMetrics) -> None:
     ]
 
 
-def test_enrichment_is_reported_unavailable_until_decisions_record_it(
+def test_enrichment_success_is_counted_per_ticket_and_per_source(
     report: ProcessMetrics, sla: SlaPolicy
 ) -> None:
     assert report.enrichment.available is False
     assert report.enrichment.attempted == 0
     assert report.enrichment.success_rate is None
 
+    every = ["crm", "billing", "entitlements", "identity", "telemetry"]
     decisions = [
-        _decision_row("T1", enrichment_ok=True),
-        _decision_row("T2", enrichment_ok=False),
-        _decision_row("T3", enrichment_ok=True),
-        _decision_row("T4"),
+        _decision_row("T1", context_sources_answered=every),
+        _decision_row(
+            "T2",
+            context_sources_answered=["crm", "entitlements", "identity", "telemetry"],
+            context_sources_missing=["billing"],
+        ),
+        _decision_row("T3", context_sources_answered=["telemetry"]),
+        _decision_row("T4", context_sources_answered=[], context_sources_missing=[]),
+        _decision_row("T5"),
     ]
     with_enrichment = compute_process_metrics(
         ProcessData(SINCE, UNTIL, decisions), sla, now=NOW
@@ -353,6 +359,11 @@ def test_enrichment_is_reported_unavailable_until_decisions_record_it(
     assert enrichment.available is True
     assert (enrichment.attempted, enrichment.succeeded) == (3, 2)
     assert enrichment.success_rate == pytest.approx(2 / 3)
+    billing = enrichment.by_source["billing"]
+    assert (billing.attempted, billing.succeeded) == (2, 1)
+    assert billing.success_rate == pytest.approx(0.5)
+    assert enrichment.by_source["telemetry"].attempted == 3
+    assert enrichment.by_source["telemetry"].success_rate == 1.0
 
 
 def test_series_are_hourly_buckets_of_decision_time(report: ProcessMetrics) -> None:

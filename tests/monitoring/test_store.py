@@ -36,12 +36,22 @@ def test_migration_creates_every_table_at_head(
     inspector = sa.inspect(store.engine)
     tables = set(inspector.get_table_names(schema=backend.schema))
 
-    assert {"decisions", "state_events", "feedback", "alembic_version"} <= tables
+    assert {
+        "decisions",
+        "state_events",
+        "feedback",
+        "cases",
+        "case_events",
+        "escalation_steps",
+        "notifications",
+        "config_changes",
+        "alembic_version",
+    } <= tables
     with store.engine.connect() as conn:
         version = conn.exec_driver_sql(
             f"SELECT version_num FROM {backend.table('alembic_version')}"
         ).scalar_one()
-    assert version == "0003"
+    assert version == "0005"
 
 
 def test_migration_run_again_changes_nothing(

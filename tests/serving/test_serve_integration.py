@@ -274,3 +274,78 @@ def _post_until(client, ticket, accept, timeout_s: float = 30) -> dict:
         if accept(decision) or time.monotonic() > deadline:
             return decision
         time.sleep(0.3)
+
+
+def _context_scenarios():
+    from features.scenarios import context_scenarios
+
+    return context_scenarios()
+
+
+@pytest.mark.parametrize("name", list(_context_scenarios()))
+def test_each_context_scenario_through_ray_serve(service, name):
+    scenario = _context_scenarios()[name]
+
+    response = service.post("/v1/route", json={**scenario.ticket, "id": f"RS-{name}"})
+
+    assert response.status_code == 200, response.text
+    decision = response.json()
+    assert decision["queue"] == scenario.expected_queue
+    assert decision["escalation"] == scenario.expected_escalation
+    assert decision["context_sources_missing"] == []
+    if scenario.expected_rule_id:
+        assert decision["context_rule_id"] == scenario.expected_rule_id
+
+
+def test_a_context_event_through_ray_serve_redecides_the_open_ticket(service):
+    ticket = {**_context_scenarios()["expansion_seat_mismatch"].ticket, "id": "RS-ev"}
+    service.post("/v1/route", json=ticket)
+    case = _wait_for_case(service, "RS-ev")
+    account = {"account_id": ticket["account_id"]}
+
+    suspended = service.post(
+        "/v1/events/context",
+        json={"event_id": "rs-ev-1", "kind": "entitlement_suspended", **account},
+    )
+    # Put the shared seeded store back as it was for the other tests.
+    restored = service.post(
+        "/v1/events/context",
+        json={"event_id": "rs-ev-2", "kind": "entitlement_restored", **account},
+    )
+
+    assert suspended.status_code == 200, suspended.text
+    assert restored.status_code == 200, restored.text
+    redecided = suspended.json()["redecided"]
+    assert "RS-ev" in [item["ticket_id"] for item in redecided]
+    events = service.get("/v1/cases/RS-ev").json()["events"]
+    causes = [e["payload"].get("cause") or {} for e in events]
+    assert "rs-ev-1" in [cause.get("event_id") for cause in causes]
+    assert case["queue"] == "provisioning_entitlements"
+
+
+def test_a_notification_without_a_webhook_address_is_recorded_as_such(service):
+    ticket = {**_context_scenarios()["strategic_production_impact"].ticket}
+    ticket["id"] = "RS-notify"
+    service.post("/v1/route", json=ticket)
+
+    deadline = time.monotonic() + 15
+    notifications = []
+    while not notifications and time.monotonic() < deadline:
+        response = service.get("/v1/cases/RS-notify")
+        if response.status_code == 200:
+            notifications = response.json()["notifications"]
+        time.sleep(0.2)
+
+    assert [(n["target"], n["status"]) for n in notifications] == [
+        ("executive-bridge", "not_configured")
+    ]
+
+
+def _wait_for_case(service, ticket_id):
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        response = service.get(f"/v1/cases/{ticket_id}")
+        if response.status_code == 200:
+            return response.json()["case"]
+        time.sleep(0.2)
+    raise AssertionError(f"no case for {ticket_id}")

@@ -280,3 +280,49 @@ def test_ndjson_file_in_and_file_out_with_dead_letters_beside_the_sink(
     dead = (tmp_path / "out" / "decisions.dead-letters.ndjson").read_text().splitlines()
     assert len(dead) == 1
     assert json.loads(dead[0])["message_id"].endswith(":31")
+
+
+def test_a_context_event_on_the_stream_reroutes_an_open_ticket(
+    champion_settings, tmp_path
+):
+    from features.scenarios import context_scenarios
+
+    ticket = context_scenarios()["expansion_unpaid_invoice_hold"].ticket
+    event = {
+        "type": "context_event",
+        "event_id": "ev-stream-1",
+        "kind": "invoice_paid",
+        "account_id": ticket["account_id"],
+    }
+    source = tmp_path / "mixed.ndjson"
+    source.write_text(json.dumps(ticket) + "\n" + json.dumps(event) + "\n")
+    sink = tmp_path / "decisions.ndjson"
+    env = {
+        **os.environ,
+        **_env(champion_settings),
+        "SWITCHBOARD_DATABASE_URL": f"sqlite:///{tmp_path / 'decisions.db'}",
+        "SWITCHBOARD_CONTEXT_STORE_URL": f"sqlite:///{tmp_path / 'context.db'}",
+    }
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving.cli",
+            "stream",
+            "--source",
+            str(source),
+            "--sink",
+            str(sink),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    first, again = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert (first["ticket_id"], first["queue"]) == (ticket["id"], "collections")
+    assert (again["ticket_id"], again["queue"]) == (ticket["id"], "revenue_operations")
+    assert again["decision_id"] != first["decision_id"]

@@ -1,0 +1,214 @@
+"""Notifications the rules ask for: a JSON POST to a collaboration webhook.
+
+A decision names its targets (`Decision.notify`); `Notifier.send` delivers
+each once, retrying with backoff, and records the outcome in the governance
+log whether it was delivered or not. A notification never delays or fails
+the ticket's decision: the router sends them in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import string
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from features.config import bundled_config_path, load_yaml_model
+from features.errors import ConfigError
+from monitoring.governance import GovernanceLog, NotificationStatus
+from serving.decision import Decision
+from serving.rules import RuleBook
+
+log = logging.getLogger(__name__)
+
+
+class NotificationTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(default="", description="Webhook address; ${VAR} from the env.")
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    attempts: int = Field(default=3, ge=1, le=10)
+
+    def resolved_url(self) -> str:
+        """The address with ${VAR} references filled from the environment."""
+        return string.Template(self.url).safe_substitute(os.environ).strip()
+
+
+class NotificationConfig(BaseModel):
+    """Validated content of `notifications.yaml`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    targets: dict[str, NotificationTarget] = Field(default_factory=dict)
+
+
+def load_notification_config(
+    path: Path | str | None = None, rules: RuleBook | None = None
+) -> NotificationConfig:
+    """Load the targets, checking that every name the rules use is defined.
+
+    Raises:
+        ConfigError: naming the file and the unknown target.
+    """
+    path = Path(path) if path is not None else bundled_config_path("notifications.yaml")
+    config = load_yaml_model(path, NotificationConfig)
+    if rules is None:
+        return config
+
+    for _, _, rule in rules.rule_file.located_rules():
+        unknown = sorted(set(rule.action.notify) - set(config.targets))
+        if unknown:
+            raise ConfigError(
+                f"{path}: rule {rule.id!r} notifies {', '.join(unknown)}, which "
+                f"{path.name} does not define; known: {', '.join(config.targets)}"
+            )
+    return config
+
+
+class Notifier:
+    """Delivers the notifications decisions ask for and records each outcome."""
+
+    def __init__(
+        self,
+        config: NotificationConfig,
+        governance: GovernanceLog | None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff_s: float = 0.2,
+    ) -> None:
+        self._config = config
+        self._governance = governance
+        self._backoff_s = backoff_s
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    async def send(
+        self, decision: Decision, account_id: str | None = None
+    ) -> dict[str, NotificationStatus]:
+        """Deliver each of the decision's notifications; never raises."""
+        outcomes: dict[str, NotificationStatus] = {}
+        for name in decision.notify:
+            outcomes[name] = await self._send_one(name, decision, account_id)
+        return outcomes
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _http(self) -> httpx.AsyncClient:
+        # A client belongs to the loop it first ran on; the stream runner
+        # sends from a new loop per batch, so each loop gets its own.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = httpx.AsyncClient(transport=self._transport)
+            self._client_loop = loop
+        return self._client
+
+    async def _send_one(
+        self, name: str, decision: Decision, account_id: str | None
+    ) -> NotificationStatus:
+        target = self._config.targets.get(name)
+        url = target.resolved_url() if target is not None else ""
+        if target is None or not url or "${" in url:
+            self._record(decision, name, "not_configured", 0, "no webhook address")
+            return "not_configured"
+
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(target.attempts),
+                wait=wait_exponential(multiplier=self._backoff_s, max=5),
+                retry=retry_if_exception(_is_retryable),
+            ):
+                with attempt:
+                    attempts += 1
+                    await self._post(url, target.timeout_s, decision, account_id)
+        except (RetryError, httpx.HTTPError) as err:
+            cause = err.last_attempt.exception() if isinstance(err, RetryError) else err
+            detail = type(cause).__name__ if cause else type(err).__name__
+            log.warning(
+                "notification not delivered",
+                extra={
+                    "target": name,
+                    "decision_id": decision.decision_id,
+                    "attempts": attempts,
+                    "error": detail,
+                },
+            )
+            self._record(decision, name, "failed", attempts, detail)
+            return "failed"
+
+        self._record(decision, name, "delivered", attempts, None)
+        return "delivered"
+
+    async def _post(
+        self, url: str, timeout_s: float, decision: Decision, account_id: str | None
+    ) -> None:
+        response = await self._http().post(
+            url, json=_message(decision, account_id), timeout=timeout_s
+        )
+        response.raise_for_status()
+
+    def _record(
+        self,
+        decision: Decision,
+        target: str,
+        status: NotificationStatus,
+        attempts: int,
+        error: str | None,
+    ) -> None:
+        if self._governance is None:
+            return
+        try:
+            self._governance.record_notification(
+                decision_id=decision.decision_id,
+                ticket_id=decision.ticket_id,
+                target=target,
+                status=status,
+                attempts=attempts,
+                error=error,
+            )
+        except Exception as err:  # recording must not break the sender
+            log.error(
+                "notification outcome not recorded",
+                extra={"target": target, "error": type(err).__name__},
+            )
+
+
+def _message(decision: Decision, account_id: str | None) -> dict[str, Any]:
+    # Ids and routing only: the webhook's channel is outside the audit
+    # boundary, so no ticket text goes there.
+    summary = (
+        f"Ticket {decision.ticket_id} escalated to {decision.escalation}: "
+        f"{decision.queue}, {decision.priority}"
+    )
+    return {
+        "text": summary,
+        "ticket_id": decision.ticket_id,
+        "decision_id": decision.decision_id,
+        "account_id": account_id,
+        "queue": decision.queue,
+        "priority": decision.priority,
+        "escalation": decision.escalation,
+        "escalation_reason": decision.escalation_reason,
+    }
+
+
+def _is_retryable(err: BaseException) -> bool:
+    if isinstance(err, httpx.HTTPStatusError):
+        return err.response.status_code >= 500
+    return isinstance(err, httpx.TransportError)
