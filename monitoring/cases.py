@@ -116,6 +116,9 @@ class EscalationStep(BaseModel):
     fraction: float
     at: datetime
     decision_id: str
+    sla_version: str = Field(
+        description="Version of the SLA policy (targets, calendars, path) applied."
+    )
     seq: int | None = None
 
 
@@ -173,6 +176,7 @@ escalation_steps_table = sa.Table(
     sa.Column("fraction", sa.Float, nullable=False),
     sa.Column("at", _UtcDateTime, nullable=False),
     sa.Column("decision_id", sa.String, nullable=False),
+    sa.Column("sla_version", sa.String, nullable=False),
     sa.UniqueConstraint("ticket_id", "target", "level"),
 )
 

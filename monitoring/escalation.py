@@ -223,6 +223,7 @@ class EscalationScheduler:
                         fraction=clock.fraction,
                         at=now,
                         decision_id=case.decision_id,
+                        sla_version=self._policy.content_version,
                     )
                 )
         return steps

@@ -10,6 +10,7 @@ that process metrics use.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date, datetime, timedelta
 from itertools import pairwise
@@ -29,7 +30,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from features.config import bundled_config_path, load_yaml_model
+from features.config import bundled_config_path, file_hash, load_yaml_model
 from features.errors import ConfigError
 from features.schema import AccountTier
 from features.taxonomy import Taxonomy
@@ -216,6 +217,7 @@ class SlaPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str = Field(min_length=1, description="Recorded beside the metrics.")
+    _content_version: str | None = PrivateAttr(default=None)
     calendar: str = Field(
         default=TWENTY_FOUR_SEVEN_NAME,
         description="Calendar of queues `queues` does not list.",
@@ -288,6 +290,15 @@ class SlaPolicy(BaseModel):
     def priorities(self) -> list[str]:
         """The priorities this policy has targets for."""
         return list(self.first_response_minutes)
+
+    @property
+    def content_version(self) -> str:
+        """A hash of the file it came from (what `config record sla` records),
+        else of its content."""
+        if self._content_version is None:
+            content = self.model_dump_json().encode("utf-8")
+            self._content_version = hashlib.sha256(content).hexdigest()[:12]
+        return self._content_version
 
     def target(self, priority: str | None) -> timedelta | None:
         """The first-response target for a priority, None if it has none."""
@@ -483,6 +494,7 @@ def load_sla_policy(
     """
     path = Path(path or bundled_config_path("sla.yaml"))
     policy = load_yaml_model(path, SlaPolicy)
+    policy._content_version = file_hash(path)
     if taxonomy is not None:
         problems = _taxonomy_problems(policy, taxonomy)
         if problems:

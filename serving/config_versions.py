@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from features.config import file_hash
+from monitoring.cases import EscalationStep
 from monitoring.governance import ConfigKind, GovernanceLog
 from serving.settings import ServingSettings
 
@@ -101,7 +102,7 @@ def start_escalation_scheduler(
     )
     store = open_store(settings)
     scheduler = EscalationScheduler(
-        CaseStore(store), policy, clock=lambda: datetime.now(UTC)
+        CaseStore(store), policy, clock=lambda: datetime.now(UTC), notify=_log_step
     )
 
     def run() -> None:
@@ -114,3 +115,18 @@ def start_escalation_scheduler(
     thread.start()
     log.info("escalation scheduler started", extra={"interval_s": interval_s})
     return thread
+
+
+def _log_step(step: EscalationStep) -> None:
+    # Known limitation: a step is recorded and logged, and shows in
+    # GET /v1/cases/{ticket_id}; nobody is paged by a webhook yet.
+    log.warning(
+        "ticket escalated",
+        extra={
+            "ticket_id": step.ticket_id,
+            "target": step.target,
+            "level": step.level,
+            "rota": step.rota,
+            "fraction": round(step.fraction, 2),
+        },
+    )

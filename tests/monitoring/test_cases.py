@@ -55,6 +55,7 @@ def make_step(level: str = "team_lead", **fields: Any) -> EscalationStep:
         "fraction": 0.8,
         "at": OPENED + timedelta(minutes=48),
         "decision_id": "dec-1",
+        "sla_version": "sla-test",
         **fields,
     }
     return EscalationStep(**values)

@@ -253,6 +253,8 @@ def test_each_level_is_escalated_once(cases: CaseStore, policy: SlaPolicy) -> No
     assert levels(later) == [("first_response", "incident_commander")]
     assert first[0].due_at == MONDAY_9AM + timedelta(hours=1)
     assert first[0].decision_id == "dec-1"
+    assert first[0].sla_version == policy.content_version
+    assert cases.escalations("T-1")[0].sla_version == policy.content_version
     assert "80%" not in first[0].reason and "83%" in first[0].reason
 
 

@@ -140,6 +140,15 @@ def test_serve_command_answers_then_stops_on_sigterm_leaving_nothing_behind(
     time.sleep(2)
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # no Ray process of that session is left
+    # The versions it served with are on the record, put down to nobody.
+    from monitoring.governance import GovernanceLog
+    from monitoring.store import open_store
+
+    store = open_store(settings)
+    changes = GovernanceLog(store).config_changes()
+    store.close()
+    assert {row["kind"] for row in changes} >= {"rules", "automation", "sla"}
+    assert {row["changed_by"] for row in changes} == {"unrecorded"}
 
 
 def _remove_head_weights(settings, version: str) -> None:

@@ -88,6 +88,7 @@ def upgrade() -> None:
         sa.Column("fraction", sa.Float(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("decision_id", sa.String(), nullable=False),
+        sa.Column("sla_version", sa.String(), nullable=False),
         # Also the index for lookups by ticket: ticket_id leads it.
         sa.UniqueConstraint(
             "ticket_id", "target", "level", name="uq_escalation_steps_once"
