@@ -7,6 +7,10 @@
 2. `switchboard batch` (Ray Data, one actor per core) over the same rows;
 3. bare encode on the stream texts, then 2 Redis Streams consumers
    (127.0.0.1:6379) deciding the same tickets, store writes included.
+
+The tickets carry their account, product and region, so every decision is
+enriched from the embedded context store as in production (pass
+`--no-context` for text-only tickets, which skip every source).
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ def main() -> None:
     parser.add_argument(
         "--home", type=Path, default=None, help="State folder to reuse."
     )
+    parser.add_argument(
+        "--no-context",
+        action="store_true",
+        help="Text-only tickets: no account, product or region to enrich by.",
+    )
     args = parser.parse_args()
 
     from features.sample_data import generate_frame
@@ -46,6 +55,8 @@ def main() -> None:
     settings = ServingSettings(home=home)
     ensure_default_model(settings)
     columns = ["id", "channel", "subject", "body"]
+    if not args.no_context:
+        columns += ["account_id", "account_tier", "product", "region"]
 
     frame = generate_frame(args.batch_rows, seed=77)[columns]
     bare_batch = _bare_rate(frame)
@@ -112,7 +123,8 @@ def _stream_rate(settings, frame) -> float:
     client.xgroup_create(source, "bench", id="0", mkstream=True)
     pipe = client.pipeline()
     for row in frame.to_dict(orient="records"):
-        pipe.xadd(source, {"ticket": json.dumps(row)})
+        present = {k: v for k, v in row.items() if isinstance(v, str)}  # no NaN
+        pipe.xadd(source, {"ticket": json.dumps(present)})
     pipe.execute()
     env = {**os.environ, "SWITCHBOARD_HOME": str(settings.home)}
     url = "redis://127.0.0.1:6379/0"

@@ -13,6 +13,10 @@ by product and region: an incident affects every account on that product in
 that region, so `account_id` is empty unless an incident was recorded for one
 tenant alone.
 
+`get` answers one key; `get_many` answers a group of tickets with a query
+per source (a query per product and region for telemetry), for the batch
+path's bulk reads.
+
 SQLAlchemy Core on SQLite only: rows are upserted with SQLite's
 `ON CONFLICT`, and nothing else needs this store's schema.
 """
@@ -20,7 +24,7 @@ SQLAlchemy Core on SQLite only: rows are upserted with SQLite's
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +45,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # A reader waits this long for a seeding writer; the enrichment budget is much
 # shorter, so a ticket simply times out that source meanwhile.
 _BUSY_TIMEOUT_S = 5.0
+# Account ids per `IN (...)` query in `get_many`: older SQLite builds allow
+# 999 bound parameters per statement.
+_IN_CHUNK_SIZE = 500
 
 _METADATA = sa.MetaData()
 _ACCOUNT_TABLES: dict[Source, sa.Table] = {
@@ -119,6 +126,35 @@ class ContextStore:
         if data is None:
             return None
         return _validate(SECTION_MODELS[source], data, table.name)
+
+    def get_many(
+        self, source: Source, keys: Sequence[ContextKey]
+    ) -> list[BaseModel | None]:
+        """What `get` answers for each key, in order, in a few queries.
+
+        Account-keyed sources are read with one query per
+        `_IN_CHUNK_SIZE` distinct account ids; telemetry with one query per
+        distinct product and region. Keys that share an account (or a
+        product and region) share the same frozen section object.
+
+        Args:
+            source: the source to read.
+            keys: the tickets' keys; duplicates and keys without the ids the
+                source needs are fine.
+
+        Returns:
+            One entry per key, as `get` would return it for that key.
+
+        Raises:
+            DataError: a stored record the keys read no longer validates; the
+                whole call fails, not only the keys that share that record.
+        """
+        if not keys:
+            return []
+        with self._engine.connect() as connection:
+            if source == "telemetry":
+                return _telemetry_for_keys(connection, keys)
+            return _sections_for_keys(connection, source, keys)
 
     def put(
         self,
@@ -220,6 +256,67 @@ def seed_context_store(store: ContextStore) -> int:
     written = store.put_contexts(SEED_CONTEXTS)
     log.info("context store seeded", extra={"accounts": written})
     return written
+
+
+def _sections_for_keys(
+    connection: Connection, source: Source, keys: Sequence[ContextKey]
+) -> list[BaseModel | None]:
+    table = _ACCOUNT_TABLES[source]
+    model = SECTION_MODELS[source]
+    # dict.fromkeys keeps first-seen order, so the queries are repeatable.
+    account_ids = list(dict.fromkeys(k.account_id for k in keys if k.account_id))
+    found: dict[str, BaseModel] = {}
+    for chunk in _chunks(account_ids, _IN_CHUNK_SIZE):
+        query = sa.select(table.c.account_id, table.c.data).where(
+            table.c.account_id.in_(chunk)
+        )
+        for account_id, data in connection.execute(query):
+            found[account_id] = _validate(model, data, table.name)
+    return [found.get(k.account_id) if k.account_id else None for k in keys]
+
+
+def _telemetry_for_keys(
+    connection: Connection, keys: Sequence[ContextKey]
+) -> list[BaseModel | None]:
+    table = _INCIDENTS
+    places = dict.fromkeys(place for key in keys if (place := _place(key)))
+    # Per place, every incident there with the account it is scoped to (None
+    # for regional ones); each key then keeps what `get` would have matched.
+    by_place: dict[tuple[str, str], list[tuple[str | None, Incident]]] = {}
+    for product, region in places:
+        query = (
+            sa.select(table.c.account_id, table.c.data)
+            .where(table.c.product == product, table.c.region == region)
+            .order_by(table.c.incident_id)
+        )
+        by_place[(product, region)] = [
+            (account_id, _validate(Incident, data, table.name))
+            for account_id, data in connection.execute(query)
+        ]
+
+    answers: list[BaseModel | None] = []
+    for key in keys:
+        place = _place(key)
+        incidents = by_place[place] if place else []
+        scoped = [
+            incident
+            for account_id, incident in incidents
+            if account_id is None or (key.account_id and account_id == key.account_id)
+        ]
+        answers.append(Telemetry(open_incidents=scoped))
+    return answers
+
+
+def _place(key: ContextKey) -> tuple[str, str] | None:
+    """The key's product and region, or None without both (no incident)."""
+    if key.product and key.region:
+        return key.product, key.region
+    return None
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _check_model(source: Source, section: BaseModel) -> None:

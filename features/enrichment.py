@@ -12,7 +12,11 @@ and region, with or without an account, and skipped when either is missing.
 
 Online serving awaits `Enricher.enrich`; the batch and stream runners call
 `Enricher.enrich_many_sync`, which runs the same code on an event loop of its
-own. `build_enricher` makes the one that `Settings.enrichment` names.
+own. For a group of tickets, a connector that is also a `BulkConnector` (the
+local store's) is asked once for the whole group, within one budget from when
+the group started; the others are still asked ticket by ticket. Either way
+each ticket gets the same statuses, facts, counts, observer calls and logs.
+`build_enricher` makes the one that `Settings.enrichment` names.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -108,6 +112,21 @@ class Connector(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class BulkConnector(Connector, Protocol):
+    """A connector that can also answer a group of tickets in one call.
+
+    `fetch_many` returns what `fetch` would for each key, in the keys' order,
+    and raises when the call as a whole fails: `Enricher.enrich_many` then
+    records that outcome for every ticket it asked about. Connectors without
+    it are asked ticket by ticket.
+    """
+
+    async def fetch_many(
+        self, keys: Sequence[ContextKey]
+    ) -> list[BaseModel | None]: ...
+
+
 class SourceStats(BaseModel):
     """How one source has answered since the `Enricher` was made."""
 
@@ -136,7 +155,8 @@ class Enricher:
         observer: called once per source per ticket with the outcome and
             latency (serving exports them to Prometheus); its errors are
             logged, never raised.
-        max_concurrency: tickets `enrich_many` enriches at once.
+        max_concurrency: tickets `enrich_many` enriches at once through the
+            connectors that are not `BulkConnector`s.
 
     Raises:
         ConfigError: two connectors answer the same source, or a bound is not
@@ -146,6 +166,12 @@ class Enricher:
     `aclose`) or through the sync methods (`enrich_many_sync`, `close`), not
     both: an HTTP connector's connection pool belongs to the event loop it
     first ran on.
+
+    `enrich_many` asks each `BulkConnector` once for all the tickets it does
+    not skip, within `budget_s` from when the group started: a bulk call that
+    does not answer in time is a timeout for every ticket it was asked about,
+    one that raises is that error for each. `enrich` asks every connector
+    ticket by ticket.
     """
 
     def __init__(
@@ -178,7 +204,7 @@ class Enricher:
         }
         # Calls cut off by the budget, kept so they are not garbage-collected
         # while they unwind and so `aclose` can wait for them.
-        self._stragglers: set[asyncio.Task[_Answer]] = set()
+        self._stragglers: set[asyncio.Task[Any]] = set()
         self._loop_thread: _LoopThread | None = None
         self._loop_lock = threading.Lock()
 
@@ -201,58 +227,55 @@ class Enricher:
             case that section keeps its defaults and `Context.missing` names it.
         """
         key = ContextKey.for_ticket(ticket)
-        statuses: dict[Source, SourceStatus] = {}
-        tasks: dict[asyncio.Task[_Answer], Source] = {}
-        for source, connector in self._connectors.items():
-            reason = _skip_reason(source, key)
-            if reason:
-                statuses[source] = SourceStatus(outcome="skipped", detail=reason)
-            else:
-                tasks[asyncio.create_task(_ask(connector, key))] = source
-
-        started = time.perf_counter()
-        done: set[asyncio.Task[_Answer]] = set()
-        if tasks:
-            try:
-                done, _ = await asyncio.wait(tasks, timeout=self.budget_s)
-            except asyncio.CancelledError:
-                # The caller gave up (a request cancelled, a shutdown): its
-                # connector calls must not outlive it.
-                for task in tasks:
-                    self._abandon(task)
-                raise
-        waited_ms = (time.perf_counter() - started) * 1000
-
-        sections: dict[str, BaseModel] = {}
-        for task, source in tasks.items():
-            if task in done:
-                status, section = _judge(source, task.result())
-                if section is not None:
-                    sections[source] = section
-            else:
-                status = SourceStatus(
-                    outcome="timeout",
-                    latency_ms=waited_ms,
-                    detail=f"no answer within the {self.budget_s * 1000:g} ms budget",
-                )
-                self._abandon(task)
-            statuses[source] = status
-
-        ordered = {source: statuses[source] for source in SOURCES if source in statuses}
-        self._record(key, ordered)
-        return Context.model_validate(
-            {"account_id": key.account_id, "sources": ordered, **sections}
-        )
+        statuses, sections = await self._ask_each(key, self._connectors)
+        return self._assemble(key, statuses, sections)
 
     async def enrich_many(self, tickets: Iterable[Ticket]) -> list[Context]:
-        """Contexts for many tickets, in order; each ticket within its budget."""
+        """Contexts for many tickets, in order; never raises for a source.
+
+        Each `BulkConnector` is asked once for the group, within `budget_s`
+        from the start of this call; every other connector is asked per
+        ticket, `max_concurrency` tickets at a time, each ticket within its
+        own budget. The statuses are those `enrich` would give.
+        """
+        keys = [ContextKey.for_ticket(ticket) for ticket in tickets]
+        if not keys:
+            return []
+        bulk = {
+            source: connector
+            for source, connector in self._connectors.items()
+            if isinstance(connector, BulkConnector)
+        }
+        each = {s: c for s, c in self._connectors.items() if s not in bulk}
+        started = time.perf_counter()
+        # Started before the gated per-ticket calls so the bulk budget runs
+        # while they queue.
+        bulk_part = asyncio.gather(
+            *(self._ask_bulk(connector, keys, started) for connector in bulk.values())
+        )
         gate = asyncio.Semaphore(self.max_concurrency)
 
-        async def enrich_one(ticket: Ticket) -> Context:
-            async with gate:
-                return await self.enrich(ticket)
+        async def enrich_one(n: int, key: ContextKey) -> Context:
+            statuses: dict[Source, SourceStatus] = {}
+            sections: dict[Source, BaseModel] = {}
+            if each:
+                async with gate:
+                    statuses, sections = await self._ask_each(key, each)
+            for source, judged in zip(bulk, await bulk_part, strict=True):
+                statuses[source], section = judged[n]
+                if section is not None:
+                    sections[source] = section
+            # Recorded as soon as the ticket is whole, as `enrich` would.
+            return self._assemble(key, statuses, sections)
 
-        return list(await asyncio.gather(*(enrich_one(t) for t in tickets)))
+        try:
+            return list(
+                await asyncio.gather(*(enrich_one(n, k) for n, k in enumerate(keys)))
+            )
+        except BaseException:
+            # The caller gave up: the bulk calls must not outlive it either.
+            bulk_part.cancel()
+            raise
 
     def enrich_many_sync(self, tickets: Iterable[Ticket]) -> list[Context]:
         """`enrich_many` for code without an event loop (batch, stream).
@@ -305,18 +328,117 @@ class Enricher:
         finally:
             runner.stop()
 
+    async def _ask_each(
+        self, key: ContextKey, connectors: Mapping[Source, Connector]
+    ) -> _TicketAnswers:
+        """Ask the connectors for one ticket at once; judge them at its budget."""
+        statuses: dict[Source, SourceStatus] = {}
+        tasks: dict[asyncio.Task[_Answer], Source] = {}
+        for source, connector in connectors.items():
+            reason = _skip_reason(source, key)
+            if reason:
+                statuses[source] = SourceStatus(outcome="skipped", detail=reason)
+            else:
+                tasks[asyncio.create_task(_ask(connector, key))] = source
+
+        started = time.perf_counter()
+        done: set[asyncio.Task[_Answer]] = set()
+        if tasks:
+            try:
+                done, _ = await asyncio.wait(tasks, timeout=self.budget_s)
+            except asyncio.CancelledError:
+                # The caller gave up (a request cancelled, a shutdown): its
+                # connector calls must not outlive it.
+                for task in tasks:
+                    self._abandon(task)
+                raise
+        waited_ms = (time.perf_counter() - started) * 1000
+
+        sections: dict[Source, BaseModel] = {}
+        for task, source in tasks.items():
+            if task in done:
+                status, section = _judge(source, task.result())
+                if section is not None:
+                    sections[source] = section
+            else:
+                status = self._timeout(waited_ms)
+                self._abandon(task)
+            statuses[source] = status
+        return statuses, sections
+
+    async def _ask_bulk(
+        self, connector: BulkConnector, keys: Sequence[ContextKey], started: float
+    ) -> list[tuple[SourceStatus, BaseModel | None]]:
+        """One source's status and section per key, from one `fetch_many` call.
+
+        The call has what is left of the group's budget from `started`.
+        """
+        source = connector.source
+        reasons = [_skip_reason(source, key) for key in keys]
+        # Frozen statuses, so tickets skipped for the same reason share one.
+        skipped = {
+            reason: SourceStatus(outcome="skipped", detail=reason)
+            for reason in set(reasons)
+            if reason
+        }
+        judged: list[tuple[SourceStatus, BaseModel | None]] = [
+            (skipped.get(reason, _PENDING), None) for reason in reasons
+        ]
+        asked = [n for n, reason in enumerate(reasons) if not reason]
+        if not asked:
+            return judged
+
+        task = asyncio.create_task(_ask_many(connector, [keys[n] for n in asked]))
+        left_s = self.budget_s - (time.perf_counter() - started)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(left_s, 0.0))
+        except asyncio.CancelledError:
+            self._abandon(task)
+            raise
+        waited_ms = (time.perf_counter() - started) * 1000
+
+        if task not in done:
+            self._abandon(task)
+            timeout = self._timeout(waited_ms)
+            for n in asked:
+                judged[n] = (timeout, None)
+            return judged
+        for n, answer in zip(asked, task.result(), strict=True):
+            judged[n] = _judge(source, answer)
+        return judged
+
+    def _timeout(self, waited_ms: float) -> SourceStatus:
+        return SourceStatus(
+            outcome="timeout",
+            latency_ms=waited_ms,
+            detail=f"no answer within the {self.budget_s * 1000:g} ms budget",
+        )
+
+    def _assemble(
+        self,
+        key: ContextKey,
+        statuses: Mapping[Source, SourceStatus],
+        sections: Mapping[Source, BaseModel],
+    ) -> Context:
+        """The ticket's `Context`, its statuses recorded in `SOURCES` order."""
+        ordered = {source: statuses[source] for source in SOURCES if source in statuses}
+        self._record(key, ordered)
+        return Context.model_validate(
+            {"account_id": key.account_id, "sources": ordered, **sections}
+        )
+
     def _loop(self) -> _LoopThread:
         with self._loop_lock:
             if self._loop_thread is None:
                 self._loop_thread = _LoopThread()
             return self._loop_thread
 
-    def _abandon(self, task: asyncio.Task[_Answer]) -> None:
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
         task.cancel()
         self._stragglers.add(task)
         task.add_done_callback(self._forget)
 
-    def _forget(self, task: asyncio.Task[_Answer]) -> None:
+    def _forget(self, task: asyncio.Task[Any]) -> None:
         self._stragglers.discard(task)
         # Read the outcome so asyncio does not log "exception never retrieved"
         # for a call whose answer nobody wants any more.
@@ -408,6 +530,12 @@ class _Answer:
     latency_ms: float = 0.0
 
 
+# One ticket's statuses and usable sections, before they become a `Context`.
+_TicketAnswers = tuple[dict[Source, SourceStatus], dict[Source, BaseModel]]
+# Holds a bulk call's place in its list until the call is judged.
+_PENDING = SourceStatus(outcome="timeout")
+
+
 class _LoopThread:
     """An event loop running on a daemon thread, for callers without one."""
 
@@ -447,6 +575,27 @@ async def _ask(connector: Connector, key: ContextKey) -> _Answer:
     except Exception as err:
         return _Answer(error=err, latency_ms=(time.perf_counter() - started) * 1000)
     return _Answer(section=section, latency_ms=(time.perf_counter() - started) * 1000)
+
+
+async def _ask_many(
+    connector: BulkConnector, keys: Sequence[ContextKey]
+) -> list[_Answer]:
+    """One answer per key; the call's failure, and latency, is every key's."""
+    started = time.perf_counter()
+    error: Exception | None = None
+    sections: list[BaseModel | None] = []
+    try:
+        sections = await connector.fetch_many(keys)
+    except Exception as err:
+        error = err
+    latency_ms = (time.perf_counter() - started) * 1000
+
+    if error is None and len(sections) != len(keys):
+        # A connector bug, reported like any other failure of the source.
+        error = ValueError(f"fetch_many answered {len(sections)} of {len(keys)} keys")
+    if error is not None:
+        return [_Answer(error=error, latency_ms=latency_ms)] * len(keys)
+    return [_Answer(section=s, latency_ms=latency_ms) for s in sections]
 
 
 def _judge(source: Source, answer: _Answer) -> tuple[SourceStatus, BaseModel | None]:

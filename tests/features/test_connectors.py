@@ -4,7 +4,8 @@ The server is uvicorn over a small Starlette app on 127.0.0.1 and a port the
 OS picks, in a thread, for this module; it counts hits per endpoint so a test
 can tell how many attempts a call made. Its endpoints answer, hang, fail with
 500, answer 404 or 403, or send a body that is not the section model. Time for
-the circuit breaker comes from a fake clock.
+the circuit breaker comes from a fake clock. The local connector reads a
+seeded store that counts its reads.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 import uvicorn
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -36,9 +38,15 @@ from features.connectors import (
     LocalConnector,
     load_connector_config,
 )
-from features.context import SOURCES, CrmAccount
+from features.context import SOURCES, CrmAccount, Source
 from features.context_store import ContextStore, seed_context_store
-from features.enrichment import CircuitOpenError, Connector, ContextKey, Enricher
+from features.enrichment import (
+    BulkConnector,
+    CircuitOpenError,
+    Connector,
+    ContextKey,
+    Enricher,
+)
 from features.errors import ConfigError
 from features.schema import Ticket
 
@@ -206,6 +214,33 @@ async def fetch_once(connector: HttpConnector, lookup: ContextKey) -> Any:
         return await connector.fetch(lookup)
     finally:
         await connector.aclose()
+
+
+class CountingStore(ContextStore):
+    """The real store, noting each read and the thread it ran on."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.reads: list[tuple[str, Source, str]] = []
+
+    def get(self, source: Source, key: ContextKey) -> BaseModel | None:
+        self.reads.append(("get", source, threading.current_thread().name))
+        return super().get(source, key)
+
+    def get_many(
+        self, source: Source, keys: Sequence[ContextKey]
+    ) -> list[BaseModel | None]:
+        self.reads.append(("get_many", source, threading.current_thread().name))
+        return super().get_many(source, keys)
+
+
+@pytest.fixture(scope="module")
+def seeded_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CountingStore]:
+    path = tmp_path_factory.mktemp("seeded") / "context.db"
+    store = CountingStore(f"sqlite:///{path}")
+    seed_context_store(store)
+    yield store
+    store.close()
 
 
 def closed_port() -> int:
@@ -594,3 +629,82 @@ def test_sources_without_a_connector_stay_out_of_the_context(api: SourceApi) -> 
 
     assert list(context.sources) == ["crm"]
     assert context.crm.name == "Account acct_1"
+
+
+def test_a_local_connector_answers_a_group_with_one_read_in_a_worker_thread(
+    seeded_store: CountingStore,
+) -> None:
+    connector = LocalConnector(seeded_store, "crm")
+    keys = [key("acct_900417"), key("acct_not_in_store"), key(None), key("acct_412908")]
+
+    async def both_ways() -> tuple[list[Any], list[Any]]:
+        return await connector.fetch_many(keys), [
+            await connector.fetch(k) for k in keys
+        ]
+
+    seeded_store.reads.clear()
+    in_bulk, one_by_one = run(both_ways())
+
+    assert in_bulk == one_by_one
+    assert [s.name if s else None for s in in_bulk] == [
+        "Meridian Logistics",
+        None,
+        None,
+        "Harbor Health",
+    ]
+    kind, source, thread_name = seeded_store.reads[0]
+    assert (kind, source) == ("get_many", "crm")
+    assert thread_name != threading.current_thread().name
+    assert [r[0] for r in seeded_store.reads[1:]] == ["get"] * len(keys)
+
+
+def test_local_connectors_are_bulk_connectors_and_http_connectors_are_not(
+    api: SourceApi, seeded_store: CountingStore
+) -> None:
+    http = HttpConnector("crm", source_config(api, "ok"))
+    run(http.aclose())
+
+    assert isinstance(LocalConnector(seeded_store, "crm"), BulkConnector)
+    assert not isinstance(http, BulkConnector)
+
+
+def test_a_group_reads_local_sources_in_bulk_and_calls_http_per_ticket(
+    api: SourceApi, seeded_store: CountingStore
+) -> None:
+    local_sources: list[Source] = ["billing", "entitlements", "identity", "telemetry"]
+    connectors: list[Connector] = [
+        HttpConnector("crm", source_config(api, "ok")),
+        *(LocalConnector(seeded_store, source) for source in local_sources),
+    ]
+    enricher = Enricher(connectors, budget_s=2.0)
+    tickets = [
+        Ticket(
+            id=f"t-{n}",
+            channel="email",
+            subject="Workspace suspended",
+            account_id=account_id,
+            product="Workspace",
+            region="eu-central-1",
+        )
+        for n, account_id in enumerate(["acct_900417", "acct_412908", None])
+    ]
+
+    async def enrich_and_close() -> list[Any]:
+        try:
+            return await enricher.enrich_many(tickets)
+        finally:
+            await enricher.aclose()
+
+    seeded_store.reads.clear()
+    meridian, harbor, anonymous = run(enrich_and_close())
+
+    assert api.hits["ok"] == 2
+    assert sorted(source for _, source, _ in seeded_store.reads) == sorted(
+        local_sources
+    )
+    assert {kind for kind, _, _ in seeded_store.reads} == {"get_many"}
+    assert meridian.crm.name == "Account acct_900417"
+    assert meridian.billing.payment_status == "cleared"
+    assert harbor.entitlements.has_seat_mismatch
+    assert anonymous.sources["crm"].outcome == "skipped"
+    assert anonymous.sources["telemetry"].outcome == "ok"

@@ -1,7 +1,12 @@
-"""The SQLite context store and its seed: scenario facts, sample accounts."""
+"""The SQLite context store and its seed: scenario facts, sample accounts.
+
+`get_many` is checked against `get` key by key; queries are counted with a
+SQLAlchemy event on the store's engine.
+"""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -10,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydantic import BaseModel
 
+from features import context_store
 from features.context import (
+    SOURCES,
     Billing,
     CrmAccount,
     Entitlements,
@@ -73,6 +81,21 @@ def incident(incident_id: str, product: str, region: str) -> Incident:
     return Incident(
         incident_id=incident_id, product=product, region=region, severity="major"
     )
+
+
+@pytest.fixture
+def seeded_queries(seeded: ContextStore) -> Iterator[list[str]]:
+    """Every SELECT the seeded store runs during the test, as SQL text."""
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    engine = seeded._engine
+    sa.event.listen(engine, "before_cursor_execute", note)
+    yield statements
+    sa.event.remove(engine, "before_cursor_execute", note)
 
 
 def test_new_store_is_empty_and_creates_its_folder(tmp_path: Path) -> None:
@@ -483,3 +506,135 @@ def test_seeding_twice_leaves_the_same_store(store: ContextStore) -> None:
 
     assert first == second == len(SEED_CONTEXTS)
     assert store.get("crm", key("acct_900417")) == before
+
+
+def mixed_keys() -> list[ContextKey]:
+    """Scenario and sample accounts, unknown ones, none, repeats, no place."""
+    sample = [
+        ContextKey(
+            ticket_id=f"s-{n}",
+            account_id=row["account_id"],
+            product=row["product"],
+            region=row["region"],
+        )
+        for n, row in enumerate(generate_tickets(60, seed=7))
+    ]
+    scenario = [
+        key(account_id, product=product, region=region)
+        for account_id, (product, region, _) in SCENARIO_CHECKS.items()
+    ]
+    return [
+        *sample,
+        *scenario,
+        *scenario[:2],
+        key("acct_not_in_store", product="Workspace", region="eu-west-1"),
+        key(None, product="Workspace", region="eu-west-1"),
+        key("acct_500104", product="Workspace"),
+        key(None),
+    ]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=SOURCES)
+def test_get_many_answers_each_key_as_get_does_on_the_seeded_store(
+    seeded: ContextStore, source: Source
+) -> None:
+    keys = mixed_keys()
+
+    answers = seeded.get_many(source, keys)
+
+    assert answers == [seeded.get(source, k) for k in keys]
+    if source == "telemetry":
+        assert any(isinstance(a, Telemetry) and a.open_incidents for a in answers)
+    else:
+        assert None in answers and any(a is not None for a in answers)
+
+
+def test_get_many_reads_an_account_source_in_one_query_per_chunk(
+    seeded: ContextStore, seeded_queries: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = mixed_keys()
+    distinct = {k.account_id for k in keys if k.account_id}
+    queries = seeded_queries
+
+    seeded.get_many("crm", keys)
+    in_one_chunk = len(queries)
+    monkeypatch.setattr(context_store, "_IN_CHUNK_SIZE", 10)
+    chunked = seeded.get_many("crm", keys)
+
+    assert in_one_chunk == 1
+    assert len(queries) - in_one_chunk == math.ceil(len(distinct) / 10)
+    assert chunked == [seeded.get("crm", k) for k in keys]
+
+
+def test_get_many_reads_telemetry_in_one_query_per_product_and_region(
+    seeded: ContextStore, seeded_queries: list[str]
+) -> None:
+    keys = mixed_keys()
+    places = {(k.product, k.region) for k in keys if k.product and k.region}
+
+    seeded.get_many("telemetry", keys)
+
+    assert len(seeded_queries) == len(places) < len(keys)
+
+
+def test_get_many_scopes_tenant_incidents_as_get_does(store: ContextStore) -> None:
+    regional = Telemetry(open_incidents=[incident("INC-1", "Workspace", "eu-west-1")])
+    tenant_only = Telemetry(
+        open_incidents=[incident("INC-0", "Workspace", "eu-west-1")]
+    )
+    store.put("telemetry", regional, product="Workspace", region="eu-west-1")
+    store.put(
+        "telemetry",
+        tenant_only,
+        account_id="a1",
+        product="Workspace",
+        region="eu-west-1",
+    )
+    keys = [
+        key(account_id, product="Workspace", region=region)
+        for account_id in ("a1", "a2", None, "")
+        for region in ("eu-west-1", "us-east-1")
+    ]
+
+    answers = store.get_many("telemetry", keys)
+
+    assert answers == [store.get("telemetry", k) for k in keys]
+    found = [
+        [i.incident_id for i in a.open_incidents]
+        for a in answers
+        if isinstance(a, Telemetry)
+    ]
+    assert found == [
+        ["INC-0", "INC-1"],
+        [],
+        ["INC-1"],
+        [],
+        ["INC-1"],
+        [],
+        ["INC-1"],
+        [],
+    ]
+
+
+def test_get_many_of_no_keys_reads_nothing(
+    seeded: ContextStore, seeded_queries: list[str]
+) -> None:
+    assert seeded.get_many("crm", []) == []
+    assert seeded_queries == []
+
+
+def test_get_many_over_a_record_that_no_longer_validates_is_a_data_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "context.db"
+    store = ContextStore(f"sqlite:///{path}")
+    store.put("crm", SECTIONS["crm"], account_id="acct_2")
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "INSERT INTO context_crm (account_id, data) VALUES (?, ?)",
+            ("acct_1", '{"tier": ["not", "a", "string"]}'),
+        )
+
+    with pytest.raises(DataError, match="context_crm"):
+        store.get_many("crm", [key("acct_2"), key("acct_1")])
+    store.close()

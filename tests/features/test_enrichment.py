@@ -1,6 +1,7 @@
 """The Enricher: every source at once, one budget per ticket, failures recorded.
 
-Connectors here are in-process fakes so each outcome can be forced; the
+Connectors here are in-process fakes so each outcome can be forced, per
+ticket or in bulk, and the real local connectors over a seeded store; the
 HTTP connectors under an Enricher are in test_connectors.py. Async code runs
 with `asyncio.run`, each call bounded by `wait_for`.
 """
@@ -11,7 +12,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections import Counter
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,21 +22,26 @@ from pydantic import BaseModel, ValidationError
 
 from features.connectors import HttpConnector, LocalConnector
 from features.context import (
+    SOURCES,
     Billing,
+    Context,
     CrmAccount,
     Entitlements,
     Identity,
     Source,
     Telemetry,
 )
-from features.context_store import ContextStore
+from features.context_store import ContextStore, seed_context_store
 from features.enrichment import (
+    BulkConnector,
     CircuitOpenError,
+    Connector,
     ContextKey,
     Enricher,
     build_enricher,
 )
 from features.errors import ConfigError
+from features.sample_data import generate_tickets
 from features.scenarios import (
     provisioning_failed_after_expansion,
     strategic_suspended_despite_payment,
@@ -107,6 +114,70 @@ class HangingConnector(FakeConnector):
         return None
 
 
+class FakeBulkConnector(FakeConnector):
+    """A `BulkConnector` that gives `answer` for every key of a group."""
+
+    def __init__(self, source: Source, answer: BaseModel | Exception | None) -> None:
+        super().__init__(source, answer)
+        self.groups: list[list[ContextKey]] = []
+
+    async def fetch_many(self, keys: Sequence[ContextKey]) -> list[BaseModel | None]:
+        self.groups.append(list(keys))
+        await asyncio.sleep(0)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return [self.answer] * len(keys)
+
+
+class HangingBulkConnector(FakeBulkConnector):
+    """A `BulkConnector` whose group call never answers; notes its cancelling."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__(source, None)
+        self.cancelled = asyncio.Event()
+
+    async def fetch_many(self, keys: Sequence[ContextKey]) -> list[BaseModel | None]:
+        self.groups.append(list(keys))
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        return [None] * len(keys)
+
+
+class PerTicketOnly:
+    """Hides a connector's `fetch_many`, so the enricher asks it per ticket."""
+
+    def __init__(self, inner: Connector) -> None:
+        self.inner = inner
+        self.source: Source = inner.source
+
+    async def fetch(self, key: ContextKey) -> BaseModel | None:
+        return await self.inner.fetch(key)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class CountingStore(ContextStore):
+    """The real store, counting `get` and `get_many` calls per source."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.calls: Counter[tuple[str, Source]] = Counter()
+
+    def get(self, source: Source, key: ContextKey) -> BaseModel | None:
+        self.calls["get", source] += 1
+        return super().get(source, key)
+
+    def get_many(
+        self, source: Source, keys: Sequence[ContextKey]
+    ) -> list[BaseModel | None]:
+        self.calls["get_many", source] += 1
+        return super().get_many(source, keys)
+
+
 def run(work: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(asyncio.wait_for(work, timeout=10))
 
@@ -135,6 +206,54 @@ def answering(**overrides: BaseModel | Exception | None) -> list[FakeConnector]:
 
 def outcomes(context: Any) -> dict[str, str]:
     return {source: status.outcome for source, status in context.sources.items()}
+
+
+def without_latency(context: Context) -> dict[str, Any]:
+    """The context as data, latencies zeroed: they differ between any two runs."""
+    dumped = context.model_dump(mode="json")
+    for status in dumped["sources"].values():
+        status["latency_ms"] = 0.0
+    return dumped
+
+
+def mixed_group() -> list[Ticket]:
+    """Tickets with and without records, without an account, without a place."""
+    sample = [
+        ticket(f"s-{n}", row["account_id"], row["product"], row["region"])
+        for n, row in enumerate(generate_tickets(40, seed=11))
+    ]
+    return [
+        *sample,
+        # Aurora Energy: a regional incident on its product and region.
+        ticket("aurora", "acct_500104", "Workspace", "eu-west-1"),
+        ticket("aurora-again", "acct_500104", "Workspace", "eu-west-1"),
+        ticket("meridian", "acct_900417", "Workspace", "eu-central-1"),
+        ticket("unknown", "acct_not_in_store", "Workspace", "eu-west-1"),
+        ticket("no-account", None, "Workspace", "eu-west-1"),
+        ticket("no-region", "acct_900417", "Workspace", None),
+        ticket("nothing", None, None, None),
+    ]
+
+
+def enrich_and_observe(
+    connectors: Sequence[Connector], tickets: list[Ticket], caplog: Any
+) -> tuple[list[Context], Any, Counter[tuple[str, str]], Counter[tuple[Any, ...]]]:
+    """Contexts, stats, observer events and failure warnings of one group."""
+    heard: Counter[tuple[str, str]] = Counter()
+    enricher = Enricher(
+        connectors,
+        budget_s=BUDGET_S,
+        observer=lambda source, outcome, _: heard.update([(source, outcome)]),
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="features.enrichment"):
+        contexts = run(enricher.enrich_many(tickets))
+    warned = Counter(
+        (r.source, r.outcome, r.ticket_id, r.detail)
+        for r in caplog.records
+        if r.getMessage() == "context source failed, deciding without it"
+    )
+    return contexts, enricher.stats(), heard, warned
 
 
 def test_a_ticket_gets_every_sources_facts_when_all_answer() -> None:
@@ -533,3 +652,259 @@ def test_an_enrichment_budget_out_of_bounds_is_refused(
 ) -> None:
     with pytest.raises(ValidationError, match="enrichment_budget_ms"):
         Settings(home=tmp_path, enrichment_budget_ms=budget_ms)
+
+
+def test_bulk_and_per_ticket_paths_give_identical_contexts_on_the_seeded_store(
+    tmp_path: Path,
+) -> None:
+    store = CountingStore(f"sqlite:///{tmp_path / 'context.db'}")
+    seed_context_store(store)
+    tickets = mixed_group()
+    heard: dict[str, Counter[tuple[str, str]]] = {"bulk": Counter(), "each": Counter()}
+
+    def enrich_with(path: str, connectors: Sequence[Connector]) -> Any:
+        enricher = Enricher(
+            connectors,
+            # Generous: this compares answers, and a slow machine must not
+            # turn a read into a timeout on one side only.
+            budget_s=5.0,
+            observer=lambda source, outcome, _: heard[path].update([(source, outcome)]),
+        )
+        return run(enricher.enrich_many(tickets)), enricher.stats()
+
+    local = [LocalConnector(store, source) for source in SOURCES]
+    each_contexts, each_stats = enrich_with("each", [PerTicketOnly(c) for c in local])
+    per_ticket_calls = Counter(store.calls)
+    store.calls.clear()
+    bulk_contexts, bulk_stats = enrich_with("bulk", local)
+    store.close()
+
+    assert [without_latency(c) for c in bulk_contexts] == [
+        without_latency(c) for c in each_contexts
+    ]
+    assert bulk_stats.model_dump() == each_stats.model_dump()
+    assert heard["bulk"] == heard["each"]
+    assert store.calls == {("get_many", source): 1 for source in SOURCES}
+    assert {kind for kind, _ in per_ticket_calls} == {"get"}
+    # The group really is mixed: records found and not, skips, an incident.
+    seen = set(heard["bulk"])
+    assert {("crm", "ok"), ("crm", "not_found"), ("crm", "skipped")} <= seen
+    assert ("telemetry", "skipped") in seen
+    by_id = {t.id: c for t, c in zip(tickets, bulk_contexts, strict=True)}
+    assert [i.incident_id for i in by_id["aurora"].telemetry.open_incidents] == [
+        "INC-4411"
+    ]
+    assert by_id["no-account"].telemetry == by_id["aurora"].telemetry
+    assert by_id["meridian"].crm.name == "Meridian Logistics"
+
+
+def test_a_bulk_connector_is_asked_once_for_the_tickets_it_does_not_skip() -> None:
+    crm = FakeBulkConnector("crm", SECTIONS["crm"])
+    telemetry = FakeBulkConnector("telemetry", SECTIONS["telemetry"])
+    tickets = [
+        ticket("t-1"),
+        ticket("t-2", account_id=None),
+        ticket("t-3", region=None),
+        ticket("t-4"),
+    ]
+
+    contexts = run(Enricher([crm, telemetry]).enrich_many(tickets))
+
+    assert [[k.ticket_id for k in group] for group in crm.groups] == [
+        ["t-1", "t-3", "t-4"]
+    ]
+    assert [[k.ticket_id for k in group] for group in telemetry.groups] == [
+        ["t-1", "t-2", "t-4"]
+    ]
+    assert not crm.keys and not telemetry.keys
+    assert [outcomes(c) for c in contexts] == [
+        {"crm": "ok", "telemetry": "ok"},
+        {"crm": "skipped", "telemetry": "ok"},
+        {"crm": "ok", "telemetry": "skipped"},
+        {"crm": "ok", "telemetry": "ok"},
+    ]
+    assert contexts[1].sources["crm"].detail == "no account_id"
+    assert contexts[0].crm == SECTIONS["crm"]
+
+
+def test_a_hanging_bulk_source_times_out_every_ticket_and_others_keep_facts() -> None:
+    hanging = HangingBulkConnector("entitlements")
+    per_ticket = [c for c in answering() if c.source not in {"entitlements", "crm"}]
+    connectors = [*per_ticket, FakeBulkConnector("crm", SECTIONS["crm"]), hanging]
+    enricher = Enricher(connectors, budget_s=BUDGET_S)
+    tickets = [*(ticket(f"t-{n}") for n in range(20)), ticket("t-x", None)]
+
+    async def enrich_and_watch() -> tuple[list[Context], float]:
+        started = time.perf_counter()
+        contexts = await enricher.enrich_many(tickets)
+        elapsed_s = time.perf_counter() - started
+        await asyncio.wait_for(hanging.cancelled.wait(), timeout=1)
+        return contexts, elapsed_s
+
+    contexts, elapsed_s = run(enrich_and_watch())
+
+    assert elapsed_s < BOUND_S
+    asked, skipped = contexts[:-1], contexts[-1]
+    assert [c.sources["entitlements"].outcome for c in asked] == ["timeout"] * 20
+    assert all(
+        c.sources["entitlements"].latency_ms >= BUDGET_S * 1000 * 0.9 for c in asked
+    )
+    assert all(c.missing == ["entitlements"] for c in asked)
+    assert all(c.entitlements == Entitlements() for c in asked)
+    assert all(
+        c.crm == SECTIONS["crm"] and c.billing == SECTIONS["billing"] for c in asked
+    )
+    assert skipped.sources["entitlements"].outcome == "skipped"
+    assert hanging.cancelled.is_set()
+    assert enricher.stats().sources["entitlements"].counts == {
+        "timeout": 20,
+        "skipped": 1,
+    }
+
+
+def test_a_failing_bulk_source_is_an_error_for_each_ticket_it_was_asked_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failing = FakeBulkConnector("billing", RuntimeError(f"bad rows for {SECRET_TEXT}"))
+    connectors = [*(c for c in answering() if c.source != "billing"), failing]
+    tickets = [ticket("t-1"), ticket("t-2"), ticket("t-3", None)]
+
+    contexts, stats, heard, warned = enrich_and_observe(connectors, tickets, caplog)
+
+    assert [c.sources["billing"].outcome for c in contexts] == [
+        "error",
+        "error",
+        "skipped",
+    ]
+    assert [c.sources["billing"].detail for c in contexts[:2]] == ["RuntimeError"] * 2
+    assert contexts[0].missing == ["billing"]
+    assert contexts[0].crm == SECTIONS["crm"]
+    assert sorted(ticket_id for _, _, ticket_id, _ in warned) == ["t-1", "t-2"]
+    assert stats.sources["billing"].counts == {"error": 2, "skipped": 1}
+    assert heard[("billing", "error")] == 2
+    assert len(failing.groups) == 1 and not failing.keys
+    assert all(SECRET_TEXT not in str(vars(r)) for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        pytest.param({}, id="all-answer"),
+        pytest.param(
+            {"billing": RuntimeError("down"), "crm": None}, id="error-and-not-found"
+        ),
+        pytest.param(
+            {"identity": CircuitOpenError("identity", retry_in_s=3.0)},
+            id="circuit-open",
+        ),
+        pytest.param({"telemetry": TimeoutError()}, id="connector-timeout"),
+        pytest.param({"entitlements": CrmAccount(name="wrong")}, id="wrong-model"),
+    ],
+)
+def test_bulk_and_per_ticket_paths_count_observe_and_warn_alike(
+    answers: dict[str, BaseModel | Exception | None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tickets = [ticket("t-1"), ticket("t-2", None), ticket("t-3", region=None)]
+    every: dict[str, BaseModel | Exception | None] = {**SECTIONS, **answers}
+    bulk = [FakeBulkConnector(source, answer) for source, answer in every.items()]
+
+    each_run = enrich_and_observe(answering(**answers), tickets, caplog)
+    bulk_run = enrich_and_observe(bulk, tickets, caplog)
+
+    each_contexts, each_stats, each_heard, each_warned = each_run
+    bulk_contexts, bulk_stats, bulk_heard, bulk_warned = bulk_run
+    assert [without_latency(c) for c in bulk_contexts] == [
+        without_latency(c) for c in each_contexts
+    ]
+    assert bulk_stats.model_dump() == each_stats.model_dump()
+    assert bulk_heard == each_heard
+    assert bulk_warned == each_warned
+    assert all(len(c.groups) == 1 for c in bulk)
+
+
+def test_bulk_calls_run_alongside_the_gated_per_ticket_calls() -> None:
+    class SlowCounting(FakeConnector):
+        def __init__(self) -> None:
+            super().__init__("billing", SECTIONS["billing"])
+            self.in_flight = 0
+            self.most_in_flight = 0
+
+        async def fetch(self, key: ContextKey) -> BaseModel | None:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(0.1)
+            finally:
+                self.in_flight -= 1
+            return self.answer
+
+    slow = SlowCounting()
+    bulk = FakeBulkConnector("crm", SECTIONS["crm"])
+    enricher = Enricher([slow, bulk], budget_s=0.3, max_concurrency=2)
+    tickets = [ticket(f"t-{n}") for n in range(8)]
+
+    contexts = run(enricher.enrich_many(tickets))
+
+    # 8 tickets two at a time take 4 x 0.1 s, past the group's 0.3 s budget:
+    # the bulk call answered in time only because it ran alongside them.
+    assert slow.most_in_flight == 2
+    assert len(bulk.groups) == 1 and not bulk.keys
+    assert [outcomes(c) for c in contexts] == [{"crm": "ok", "billing": "ok"}] * 8
+
+
+def test_a_bulk_answer_with_the_wrong_number_of_sections_is_an_error() -> None:
+    class ShortBulk(FakeBulkConnector):
+        async def fetch_many(
+            self, keys: Sequence[ContextKey]
+        ) -> list[BaseModel | None]:
+            return [SECTIONS["crm"]]
+
+    contexts = run(
+        Enricher([ShortBulk("crm", None)]).enrich_many([ticket("t-1"), ticket("t-2")])
+    )
+
+    assert [c.sources["crm"].outcome for c in contexts] == ["error", "error"]
+    assert contexts[0].sources["crm"].detail == "ValueError"
+
+
+def test_cancelling_enrich_many_cancels_the_bulk_and_per_ticket_calls() -> None:
+    bulk = HangingBulkConnector("crm")
+    per_ticket = HangingConnector("billing")
+    enricher = Enricher([bulk, per_ticket], budget_s=5)
+
+    async def cancel_midway() -> bool:
+        enriching = asyncio.create_task(
+            enricher.enrich_many([ticket("t-1"), ticket("t-2")])
+        )
+        await asyncio.sleep(0.05)
+        enriching.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await enriching
+        await asyncio.wait_for(bulk.cancelled.wait(), timeout=1)
+        await asyncio.wait_for(per_ticket.cancelled.wait(), timeout=1)
+        return bulk.cancelled.is_set() and per_ticket.cancelled.is_set()
+
+    assert run(cancel_midway())
+
+
+def test_enrich_of_one_ticket_asks_a_bulk_connector_per_ticket() -> None:
+    crm = FakeBulkConnector("crm", SECTIONS["crm"])
+
+    context = run(Enricher([crm]).enrich(ticket("t-1")))
+
+    assert context.crm == SECTIONS["crm"]
+    assert [k.ticket_id for k in crm.keys] == ["t-1"]
+    assert not crm.groups
+
+
+def test_an_empty_group_asks_no_connector() -> None:
+    crm = FakeBulkConnector("crm", SECTIONS["crm"])
+
+    assert run(Enricher([crm]).enrich_many([])) == []
+    assert not crm.groups
+
+
+def test_only_connectors_with_fetch_many_are_bulk_connectors() -> None:
+    assert isinstance(FakeBulkConnector("crm", None), BulkConnector)
+    assert not isinstance(FakeConnector("crm", None), BulkConnector)
