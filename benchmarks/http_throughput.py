@@ -59,9 +59,12 @@ def main() -> None:
     from training.service import ensure_default_model
 
     frame = generate_frame(args.tickets, seed=2024)
+    # With their account, product and region, as a helpdesk sends them, so
+    # each ticket is enriched from the embedded context store.
+    fields = ["id", "channel", "subject", "body", "account_id", "product", "region"]
     tickets = [
-        {"id": row.id, "channel": row.channel, "subject": row.subject, "body": row.body}
-        for row in frame.itertuples()
+        {name: value for name, value in row.items() if isinstance(value, str)}
+        for row in frame[fields].to_dict(orient="records")
     ]
     texts = build_texts(frame["subject"].tolist(), frame["body"].tolist())
 

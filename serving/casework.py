@@ -89,8 +89,10 @@ class CaseDesk:
         writer: Any = None,
         context_store: Any = None,
         blocking: bool = False,
+        owns_enricher: bool = True,
     ) -> None:
         self.core = core
+        self.owns_enricher = owns_enricher
         self.enricher = enricher
         self.store = store
         self.cases = CaseStore(store) if store is not None else None
@@ -119,12 +121,12 @@ class CaseDesk:
         from monitoring.governance import GovernanceLog
         from serving.notify import Notifier, load_notification_config
 
+        owns_enricher = enricher is None
         enricher = enricher if enricher is not None else build_enricher(settings)
         store = _open_store(settings)
-        notifier = None
-        if store is not None:
-            config = load_notification_config(settings.notifications_path, core.rules)
-            notifier = Notifier(config, GovernanceLog(store))
+        config = load_notification_config(settings.notifications_path, core.rules)
+        # Without a store notifications are still sent, just not recorded.
+        notifier = Notifier(config, GovernanceLog(store) if store else None)
         context_store = None
         if settings.enrichment == "local":
             from features.context_store import ContextStore
@@ -138,6 +140,7 @@ class CaseDesk:
             writer=writer,
             context_store=context_store,
             blocking=blocking,
+            owns_enricher=owns_enricher,
         )
 
     async def enrich(self, tickets: Sequence[Ticket]) -> list[Context | None]:
@@ -237,7 +240,7 @@ class CaseDesk:
 
     def close(self) -> None:
         self._background.shutdown(wait=True)
-        if self.enricher is not None:
+        if self.enricher is not None and self.owns_enricher:
             self.enricher.close()
         if self.store is not None:
             self.store.close()
