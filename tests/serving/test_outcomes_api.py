@@ -288,3 +288,29 @@ def _record(
         "decided_at": NOW - timedelta(hours=2),
     }
     return DecisionRecord(decision, f"req-{number}", "email", "http")
+
+
+def test_prometheus_shows_enrichment_success_per_source(client: TestClient) -> None:
+    store = client.app.state.store.get()
+    every = ["crm", "billing", "entitlements", "identity", "telemetry"]
+    answered = _record(11, "billing_invoicing")
+    answered.decision["context_sources_answered"] = every
+    partial = _record(12, "collections")
+    partial.decision["context_sources_answered"] = ["crm", "telemetry"]
+    partial.decision["context_sources_missing"] = [
+        "billing",
+        "entitlements",
+        "identity",
+    ]
+    store.append([answered, partial])
+
+    text = client.get("/metrics").text
+
+    assert (
+        'switchboard_process_enrichment_source_success_rate{source="billing"} 0.5'
+        in (text)
+    )
+    assert (
+        'switchboard_process_enrichment_source_success_rate{source="crm"} 1.0' in text
+    )
+    assert "switchboard_process_enrichment_success_rate 0.5" in text
