@@ -157,6 +157,10 @@ class EscalationLevel(BaseModel):
     at_fraction: float = Field(
         gt=0, description="Share of the target elapsed that triggers it (1.0: due)."
     )
+    notify: list[str] = Field(
+        default_factory=list,
+        description="Notification targets (configs/notifications.yaml) to tell.",
+    )
 
 
 class EscalationPaths(BaseModel):

@@ -10,6 +10,7 @@ nobody recorded, under the actor "unrecorded", so a reviewer sees the gap.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from features.config import file_hash
 from monitoring.cases import EscalationStep
 from monitoring.governance import ConfigKind, GovernanceLog
+from monitoring.sla import SlaPolicy
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -101,8 +103,9 @@ def start_escalation_scheduler(
         settings.sla_path, taxonomy=load_taxonomy(settings.taxonomy_path)
     )
     store = open_store(settings)
+    announce = StepAnnouncer(settings, policy, GovernanceLog(store))
     scheduler = EscalationScheduler(
-        CaseStore(store), policy, clock=lambda: datetime.now(UTC), notify=_log_step
+        CaseStore(store), policy, clock=lambda: datetime.now(UTC), notify=announce
     )
 
     def run() -> None:
@@ -117,16 +120,38 @@ def start_escalation_scheduler(
     return thread
 
 
-def _log_step(step: EscalationStep) -> None:
-    # Known limitation: a step is recorded and logged, and shows in
-    # GET /v1/cases/{ticket_id}; nobody is paged by a webhook yet.
-    log.warning(
-        "ticket escalated",
-        extra={
-            "ticket_id": step.ticket_id,
-            "target": step.target,
-            "level": step.level,
-            "rota": step.rota,
-            "fraction": round(step.fraction, 2),
-        },
-    )
+class StepAnnouncer:
+    """Logs each new escalation step and posts it to its level's targets.
+
+    Called by the scheduler after the step is recorded, on the scheduler's
+    thread; each call delivers on an event loop of its own.
+    """
+
+    def __init__(
+        self, settings: ServingSettings, policy: SlaPolicy, governance: GovernanceLog
+    ) -> None:
+        from serving.notify import Notifier, load_notification_config
+
+        config = load_notification_config(settings.notifications_path, sla=policy)
+        self._policy = policy
+        self._notifier = Notifier(config, governance)
+
+    def __call__(self, step: EscalationStep) -> None:
+        log.warning(
+            "ticket escalated",
+            extra={
+                "ticket_id": step.ticket_id,
+                "target": step.target,
+                "level": step.level,
+                "rota": step.rota,
+                "fraction": round(step.fraction, 2),
+            },
+        )
+        targets = [
+            name
+            for level in self._policy.escalation_path(step.target)
+            if level.level == step.level
+            for name in level.notify
+        ]
+        if targets:
+            asyncio.run(self._notifier.send_step(step, targets))

@@ -27,7 +27,9 @@ from tenacity import (
 
 from features.config import bundled_config_path, load_yaml_model
 from features.errors import ConfigError
+from monitoring.cases import EscalationStep
 from monitoring.governance import GovernanceLog, NotificationStatus
+from monitoring.sla import SlaPolicy
 from serving.decision import Decision
 from serving.rules import RuleBook
 
@@ -55,23 +57,34 @@ class NotificationConfig(BaseModel):
 
 
 def load_notification_config(
-    path: Path | str | None = None, rules: RuleBook | None = None
+    path: Path | str | None = None,
+    rules: RuleBook | None = None,
+    sla: SlaPolicy | None = None,
 ) -> NotificationConfig:
-    """Load the targets, checking that every name the rules use is defined.
+    """Load the targets, checking that every name the rules or SLA use exists.
 
     Raises:
         ConfigError: naming the file and the unknown target.
     """
     path = Path(path) if path is not None else bundled_config_path("notifications.yaml")
     config = load_yaml_model(path, NotificationConfig)
-    if rules is None:
-        return config
-
-    for _, _, rule in rules.rule_file.located_rules():
-        unknown = sorted(set(rule.action.notify) - set(config.targets))
+    users: list[tuple[str, list[str] | tuple[str, ...]]] = []
+    if rules is not None:
+        users += [
+            (f"rule {rule.id!r}", rule.action.notify)
+            for _, _, rule in rules.rule_file.located_rules()
+        ]
+    if sla is not None:
+        for target in ("first_response", "resolution"):
+            users += [
+                (f"SLA level {target}.{level.level}", level.notify)
+                for level in sla.escalation_path(target)  # type: ignore[arg-type]
+            ]
+    for user, names in users:
+        unknown = sorted(set(names) - set(config.targets))
         if unknown:
             raise ConfigError(
-                f"{path}: rule {rule.id!r} notifies {', '.join(unknown)}, which "
+                f"{path}: {user} notifies {', '.join(unknown)}, which "
                 f"{path.name} does not define; known: {', '.join(config.targets)}"
             )
     return config
@@ -104,6 +117,27 @@ class Notifier:
             outcomes[name] = await self._send_one(name, decision, account_id)
         return outcomes
 
+    async def send_step(self, step: EscalationStep, targets: list[str]) -> None:
+        """Tell each target of an escalation step; never raises.
+
+        Recorded like a decision's notifications, keyed by the step (ticket,
+        target, level), so a step is announced once per target.
+        """
+        key = f"escalation:{step.ticket_id}:{step.target}:{step.level}"
+        message = {
+            "text": (
+                f"Ticket {step.ticket_id} escalated to {step.level}: {step.reason}"
+            ),
+            "ticket_id": step.ticket_id,
+            "decision_id": step.decision_id,
+            "sla_target": step.target,
+            "level": step.level,
+            "rota": step.rota,
+            "due_at": step.due_at.isoformat() if step.due_at else None,
+        }
+        for name in targets:
+            await self._deliver(name, key, step.ticket_id, message)
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
@@ -121,10 +155,20 @@ class Notifier:
     async def _send_one(
         self, name: str, decision: Decision, account_id: str | None
     ) -> NotificationStatus:
+        return await self._deliver(
+            name,
+            decision.decision_id,
+            decision.ticket_id,
+            _message(decision, account_id),
+        )
+
+    async def _deliver(
+        self, name: str, key: str, ticket_id: str, message: dict[str, Any]
+    ) -> NotificationStatus:
         target = self._config.targets.get(name)
         url = target.resolved_url() if target is not None else ""
         if target is None or not url or "${" in url:
-            self._record(decision, name, "not_configured", 0, "no webhook address")
+            self._record(key, ticket_id, name, "not_configured", 0, "no address")
             return "not_configured"
 
         attempts = 0
@@ -136,7 +180,7 @@ class Notifier:
             ):
                 with attempt:
                     attempts += 1
-                    await self._post(url, target.timeout_s, decision, account_id)
+                    await self._post(url, target.timeout_s, message)
         except (RetryError, httpx.HTTPError) as err:
             cause = err.last_attempt.exception() if isinstance(err, RetryError) else err
             detail = type(cause).__name__ if cause else type(err).__name__
@@ -144,28 +188,25 @@ class Notifier:
                 "notification not delivered",
                 extra={
                     "target": name,
-                    "decision_id": decision.decision_id,
+                    "key": key,
                     "attempts": attempts,
                     "error": detail,
                 },
             )
-            self._record(decision, name, "failed", attempts, detail)
+            self._record(key, ticket_id, name, "failed", attempts, detail)
             return "failed"
 
-        self._record(decision, name, "delivered", attempts, None)
+        self._record(key, ticket_id, name, "delivered", attempts, None)
         return "delivered"
 
-    async def _post(
-        self, url: str, timeout_s: float, decision: Decision, account_id: str | None
-    ) -> None:
-        response = await self._http().post(
-            url, json=_message(decision, account_id), timeout=timeout_s
-        )
+    async def _post(self, url: str, timeout_s: float, message: dict[str, Any]) -> None:
+        response = await self._http().post(url, json=message, timeout=timeout_s)
         response.raise_for_status()
 
     def _record(
         self,
-        decision: Decision,
+        key: str,
+        ticket_id: str,
         target: str,
         status: NotificationStatus,
         attempts: int,
@@ -175,8 +216,8 @@ class Notifier:
             return
         try:
             self._governance.record_notification(
-                decision_id=decision.decision_id,
-                ticket_id=decision.ticket_id,
+                decision_id=key,
+                ticket_id=ticket_id,
                 target=target,
                 status=status,
                 attempts=attempts,

@@ -107,3 +107,52 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class LoopbackWebhook:
+    """A collaboration webhook on 127.0.0.1 that fails its first `failures` posts."""
+
+    def __init__(self, failures: int = 0) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.failures = failures
+        self.bodies: list[dict] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                hook.bodies.append(json.loads(self.rfile.read(length)))
+                failed = len(hook.bodies) <= hook.failures
+                self.send_response(503 if failed else 200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def make_webhook():
+    """Start loopback webhooks (`make_webhook(failures=1)`); all stop after the test."""
+    started: list[LoopbackWebhook] = []
+
+    def make(failures: int = 0) -> LoopbackWebhook:
+        hook = LoopbackWebhook(failures)
+        started.append(hook)
+        return hook
+
+    yield make
+    for hook in started:
+        hook.close()

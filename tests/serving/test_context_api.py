@@ -32,42 +32,11 @@ SCENARIOS = context_scenarios()
 WEBHOOK_ENV = "SWITCHBOARD_EXECUTIVE_WEBHOOK_URL"
 
 
-class Webhook:
-    """A collaboration webhook on loopback that fails its first `failures` calls."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.bodies: list[dict[str, Any]] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                hook.bodies.append(json.loads(self.rfile.read(length)))
-                failed = len(hook.bodies) <= hook.failures
-                self.send_response(503 if failed else 200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
-    hook = Webhook(failures=1)
+def webhook(make_webhook: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    hook = make_webhook(failures=1)
     monkeypatch.setenv(WEBHOOK_ENV, hook.url)
-    yield hook
-    hook.close()
+    return hook
 
 
 @pytest.fixture
@@ -81,7 +50,7 @@ def own_settings(champion_settings: Any, tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-def client(own_settings: Any, webhook: Webhook) -> Iterator[TestClient]:
+def client(own_settings: Any, webhook: Any) -> Iterator[TestClient]:
     backend = InProcessBackend(own_settings)
     with TestClient(create_api(backend, own_settings, KeyRing([]))) as test_client:
         yield test_client
@@ -124,7 +93,7 @@ def test_each_context_scenario_routes_over_http_with_the_embedded_store(
 
 
 def test_an_executive_escalation_notifies_the_webhook_and_records_it(
-    client: TestClient, webhook: Webhook, own_settings: Any
+    client: TestClient, webhook: Any, own_settings: Any
 ) -> None:
     scenario = SCENARIOS["strategic_production_impact"]
     decision = route(client, scenario.ticket)
