@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Source = Literal["crm", "billing", "entitlements", "identity", "telemetry"]
 SOURCES: tuple[Source, ...] = (
@@ -262,12 +262,28 @@ class ContextEvent(BaseModel):
                 f"not {self.source!r}"
             )
         is_regional = self.product is not None and self.region is not None
-        if self.account_id is None and not is_regional:
-            raise ValueError("an event needs an account_id, or a product and region")
+        if self.changed_source != "telemetry" and self.account_id is None:
+            raise ValueError(
+                f"a {self.changed_source} event is about one account: account_id "
+                "is required"
+            )
         if self.changed_source == "telemetry" and not is_regional:
             raise ValueError(
                 "incidents are regional: a telemetry event needs product and region"
             )
+        # Facts that do not fit the section are the sender's mistake: refuse
+        # them here (a 422), not when the change is applied.
+        try:
+            apply_context_event(None, self)
+        except ValidationError as err:
+            fields = ", ".join(
+                ".".join(str(part) for part in item["loc"]) or "facts"
+                for item in err.errors()
+            )
+            raise ValueError(
+                f"facts do not fit the {self.changed_source} section ({fields}); "
+                f"see features.context.{SECTION_MODELS[self.changed_source].__name__}"
+            ) from None
         return self
 
     @property

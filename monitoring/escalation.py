@@ -26,7 +26,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.errors import SwitchboardError
 from features.settings import Settings
 from features.taxonomy import load_taxonomy
 from monitoring.calendar import Calendar, excluding
@@ -185,7 +184,7 @@ class EscalationScheduler:
         while not stop_event.is_set():
             try:
                 self.run_once()
-            except SwitchboardError as err:
+            except Exception as err:  # the next run tries again; never die quietly
                 log.error(
                     "escalation run failed",
                     extra={"error": type(err).__name__, "detail": str(err)},

@@ -54,7 +54,7 @@ config_changes_table = sa.Table(
     sa.Column("changed_by", sa.String, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", _UtcDateTime, nullable=False),
-    sa.UniqueConstraint("kind", "version"),
+    sa.UniqueConstraint("kind", "version", "changed_by"),
 )
 
 
@@ -107,16 +107,29 @@ class GovernanceLog:
         """Record who brought a config version into force and why.
 
         Returns:
-            False when that version of that kind was already recorded: the
-            first record of a version is the one that counts.
+            False when someone already recorded that version of that kind:
+            the first record of a version is the one that counts. A record
+            put down to "unrecorded" (see `ensure_recorded`) does not count,
+            so the real author can still be recorded after the service
+            started with the version.
 
         Raises:
             ValueError: an unknown kind, or an empty actor or reason.
         """
         if kind not in CONFIG_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(CONFIG_KINDS)}")
-        if not changed_by.strip() or not reason.strip():
-            raise ValueError("a config change needs who made it and why")
+            raise ValueError(
+                f"kind must be one of {', '.join(CONFIG_KINDS)}, got {kind!r}"
+            )
+        missing = [
+            name
+            for name, value in (
+                ("who made it (--by)", changed_by),
+                ("why (--why)", reason),
+            )
+            if not value.strip()
+        ]
+        if missing:
+            raise ValueError(f"a config change needs {' and '.join(missing)}")
         row = {
             "kind": kind,
             "version": version,
@@ -125,8 +138,14 @@ class GovernanceLog:
             "reason": reason.strip(),
             "at": at or datetime.now(UTC),
         }
+        if changed_by.strip() != UNRECORDED_ACTOR and any(
+            change["version"] == version and change["changed_by"] != UNRECORDED_ACTOR
+            for change in self.config_changes(kind)
+        ):
+            return False
+        keys = ["kind", "version", "changed_by"]
         inserted = self._insert_once(
-            "record_config_change", config_changes_table, row, ["kind", "version"]
+            "record_config_change", config_changes_table, row, keys
         )
         if inserted:
             log.info(

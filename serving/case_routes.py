@@ -6,7 +6,7 @@
 - `POST /v1/cases/{ticket_id}` (scope `feedback`): the helpdesk reports a
   status change (waiting on the customer pauses the SLA clock), the first
   response or the resolution.
-- `GET /v1/cases/{ticket_id}` (scope `route`): the case with its events,
+- `GET /v1/cases/{ticket_id}` (scope `admin`): the case with its events,
   escalation steps and notifications, for a reviewer.
 """
 
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Header, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from features.context import ContextEvent
 from features.errors import FieldProblem, InvalidInputError, SwitchboardError
@@ -53,6 +53,13 @@ class CaseUpdate(BaseModel):
     at: datetime | None = Field(
         default=None, description="When the status changed; now by default."
     )
+
+    @field_validator("first_response_at", "resolved_at", "at")
+    @classmethod
+    def _assume_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
 
 
 def case_routes(backend: EventBackend, keys: KeyRing, store: LazyStore) -> APIRouter:
@@ -97,8 +104,12 @@ def case_routes(backend: EventBackend, keys: KeyRing, store: LazyStore) -> APIRo
     async def get_case(
         ticket_id: str, x_api_key: str | None = Header(default=None)
     ) -> dict[str, Any]:
-        """The case, its events, escalation steps and notifications."""
-        keys.authenticate(x_api_key, "route")
+        """The case, its events, escalation steps and notifications.
+
+        Scope `admin`: the case holds the ticket's text and the account's
+        context, which a routing key has no reason to read back.
+        """
+        keys.authenticate(x_api_key, "admin")
         return await asyncio.to_thread(_read_case, store, ticket_id)
 
     return router
@@ -108,14 +119,16 @@ def _apply_update(
     cases: CaseStore, ticket_id: str, update: CaseUpdate, actor: str
 ) -> dict[str, Any]:
     if cases.get(ticket_id) is None:
-        raise CaseNotFoundError(f"no case for ticket {ticket_id!r}")
+        raise CaseNotFoundError(_no_case(ticket_id))
     at = update.at or datetime.now(UTC)
+    if update.status in {"resolved", "closed"} and update.resolved_at is not None:
+        at = update.resolved_at  # one moment, not "now" beside the one given
     if update.status is not None:
         cases.set_status(ticket_id, update.status, at, actor)
     if update.first_response_at is not None:
-        cases.record_first_response(ticket_id, update.first_response_at)
+        cases.record_first_response(ticket_id, update.first_response_at, actor)
     if update.resolved_at is not None:
-        cases.record_resolved(ticket_id, update.resolved_at)
+        cases.record_resolved(ticket_id, update.resolved_at, actor)
     case = cases.get(ticket_id)
     assert case is not None
     return case.model_dump(mode="json")
@@ -125,7 +138,7 @@ def _read_case(store: LazyStore, ticket_id: str) -> dict[str, Any]:
     cases = CaseStore(store.get())
     case = cases.get(ticket_id)
     if case is None:
-        raise CaseNotFoundError(f"no case for ticket {ticket_id!r}")
+        raise CaseNotFoundError(_no_case(ticket_id))
     governance = GovernanceLog(store.get())
     return {
         "case": case.model_dump(mode="json"),
@@ -133,6 +146,13 @@ def _read_case(store: LazyStore, ticket_id: str) -> dict[str, Any]:
         "escalations": _jsonable(cases.escalations(ticket_id)),
         "notifications": _jsonable(governance.notifications(ticket_id)),
     }
+
+
+def _no_case(ticket_id: str) -> str:
+    return (
+        f"no case for ticket {ticket_id!r}: a case is opened when the ticket is "
+        "routed with SWITCHBOARD_RECORD_DECISIONS on; route it first"
+    )
 
 
 def _parse(raw: bytes, model: type[M], subject: str) -> M:

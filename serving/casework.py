@@ -242,6 +242,8 @@ class CaseDesk:
         self._background.shutdown(wait=True)
         if self.enricher is not None and self.owns_enricher:
             self.enricher.close()
+        if self.context_store is not None:
+            self.context_store.close()
         if self.store is not None:
             self.store.close()
 
@@ -251,7 +253,11 @@ class CaseDesk:
         request_id = f"event:{event.event_id}"
         assert self.store is not None  # cases come from the store
         # A redelivered event re-decides nothing twice.
-        cases = [c for c in cases if not self.store.has(c.ticket_id, request_id)]
+        store = self.store
+        done = await asyncio.to_thread(
+            lambda: {c.ticket_id for c in cases if store.has(c.ticket_id, request_id)}
+        )
+        cases = [case for case in cases if case.ticket_id not in done]
         if not cases:
             return []
         tickets = [Ticket.model_validate(case.ticket) for case in cases]
@@ -290,7 +296,11 @@ class CaseDesk:
             }
             kind = "rerouted" if reroute.is_moved else "decided"
             await asyncio.to_thread(self._upsert, kept, kind, cause)
-        self._notify(tickets, decisions)
+        if self.blocking:
+            # The caller's loop ends when this returns: deliver before then.
+            await self._send_all(_wanted(tickets, decisions))
+        else:
+            self._notify(tickets, decisions)
         return reroutes
 
     def _store_redecisions(self, records: list[DecisionRecord]) -> None:
@@ -367,11 +377,7 @@ class CaseDesk:
     def _notify(self, tickets: Sequence[Ticket], decisions: Sequence[Decision]) -> None:
         if self.notifier is None:
             return
-        wanted = [
-            (ticket, decision)
-            for ticket, decision in zip(tickets, decisions, strict=True)
-            if decision.notify
-        ]
+        wanted = _wanted(tickets, decisions)
         if not wanted:
             return
         try:
@@ -385,9 +391,21 @@ class CaseDesk:
         task.add_done_callback(self._notifications.discard)
 
     async def _send_all(self, wanted: list[tuple[Ticket, Decision]]) -> None:
-        assert self.notifier is not None
+        if self.notifier is None:
+            return
         for ticket, decision in wanted:
             await self.notifier.send(decision, ticket.account_id)
+
+
+def _wanted(
+    tickets: Sequence[Ticket], decisions: Sequence[Decision]
+) -> list[tuple[Ticket, Decision]]:
+    """The tickets whose decision asked for a notification."""
+    return [
+        (ticket, decision)
+        for ticket, decision in zip(tickets, decisions, strict=True)
+        if decision.notify
+    ]
 
 
 def _case_for(

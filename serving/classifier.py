@@ -26,6 +26,7 @@ from training.registry import (
     load_bundle,
     load_reference_profile,
 )
+from training.thresholds import thresholds_version
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ class ClassifierCore:
         # copy of each ticket stays small on its way to the monitor.
         projections = loaded.profile.project(embeddings) if loaded.profile else None
         thresholds = loaded.bundle.thresholds
+        version = thresholds_version(thresholds)
         results = []
         for row, queue in enumerate(predictions.queues):
             results.append(
@@ -160,6 +162,7 @@ class ClassifierCore:
                         "min_similarity": thresholds.min_similarity,
                         "queues": {queue: thresholds.for_queue(queue).model_dump()},
                     },
+                    "thresholds_version": version,
                     "projection": (
                         projections[row].tolist() if projections is not None else None
                     ),

@@ -632,10 +632,25 @@ def escalate(as_json: JsonOption = False) -> None:
     `switchboard serve` runs it every minute; this is for cron or a check.
     A level already recorded for a ticket is never recorded again.
     """
+    from features.taxonomy import load_taxonomy
     from monitoring.escalation import run_scheduler_once
+    from monitoring.governance import GovernanceLog
+    from monitoring.sla import load_sla_policy
+    from monitoring.store import open_store
+    from serving.config_versions import StepAnnouncer
+    from serving.settings import ServingSettings
 
     with _failures():
-        steps = run_scheduler_once(_settings())
+        settings = ServingSettings()
+        policy = load_sla_policy(
+            settings.sla_path, taxonomy=load_taxonomy(settings.taxonomy_path)
+        )
+        store = open_store(settings)
+        try:
+            announce = StepAnnouncer(settings, policy, GovernanceLog(store))
+            steps = run_scheduler_once(settings, notify=announce)
+        finally:
+            store.close()
     if as_json:
         _print_json({"steps": [step.model_dump(mode="json") for step in steps]})
         return

@@ -68,6 +68,13 @@ class ModelProposal(BaseModel):
         description="Cosine similarity to the nearest training ticket.",
     )
     thresholds: RoutingThresholds
+    thresholds_version: str | None = Field(
+        default=None,
+        description=(
+            "Hash of the model version's whole threshold set; `thresholds` may "
+            "hold only the queues this proposal needs."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -168,7 +168,7 @@ class Notifier:
         target = self._config.targets.get(name)
         url = target.resolved_url() if target is not None else ""
         if target is None or not url or "${" in url:
-            self._record(key, ticket_id, name, "not_configured", 0, "no address")
+            await self._record(key, ticket_id, name, "not_configured", 0, "no address")
             return "not_configured"
 
         attempts = 0
@@ -193,17 +193,17 @@ class Notifier:
                     "error": detail,
                 },
             )
-            self._record(key, ticket_id, name, "failed", attempts, detail)
+            await self._record(key, ticket_id, name, "failed", attempts, detail)
             return "failed"
 
-        self._record(key, ticket_id, name, "delivered", attempts, None)
+        await self._record(key, ticket_id, name, "delivered", attempts, None)
         return "delivered"
 
     async def _post(self, url: str, timeout_s: float, message: dict[str, Any]) -> None:
         response = await self._http().post(url, json=message, timeout=timeout_s)
         response.raise_for_status()
 
-    def _record(
+    async def _record(
         self,
         key: str,
         ticket_id: str,
@@ -215,7 +215,9 @@ class Notifier:
         if self._governance is None:
             return
         try:
-            self._governance.record_notification(
+            # A store write waits on a lock; the serving loop must not.
+            await asyncio.to_thread(
+                self._governance.record_notification,
                 decision_id=key,
                 ticket_id=ticket_id,
                 target=target,

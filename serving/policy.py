@@ -46,7 +46,7 @@ from serving.decision import (
     ModelStatus,
 )
 from serving.rules import ContextMatch, RuleBook, RuleInput, RuleMatch, more_severe
-from training.thresholds import RoutingThresholds
+from training.thresholds import thresholds_version
 
 log = logging.getLogger(__name__)
 
@@ -181,19 +181,17 @@ def decide(
             route = _route_by_fallback(rule_input, rules, verdict, reasons)
         route, shaped = _apply_context(rule_input, rules, route, reasons)
 
-    priority, priority_rule = _choose_priority(
-        rule_input, rules, route, shaped, reasons
-    )
+    priority, _ = _choose_priority(rule_input, rules, route, shaped, reasons)
     escalation, escalation_reason, escalation_rule = _choose_escalation(
         rule_input, rules, route, shaped, priority, reasons
     )
-    used = shaped.sources | {
-        source
-        for rule_id in (route.rule.rule_id if route.rule else None, priority_rule)
-        for source in rules.sources_of(rule_id)
-    }
-    if escalation != "none":
-        used |= rules.sources_of(escalation_rule)
+    # A decision rests on every fact a rule it went through read, matched or
+    # not: an incident opening later can make an escalation rule match.
+    used = shaped.sources | rules.escalation_sources
+    if route.rule is not None:
+        used |= rules.sources_of(route.rule.rule_id)
+    if route.fallback_reason is not None or route.mode == "rules":
+        used |= rules.fallback_sources
     notify = _notify_targets(rules, shaped, escalation, escalation_rule, reasons)
     return Decision(
         decision_id=decision_id or str(uuid.uuid4()),
@@ -510,14 +508,10 @@ def _versions(
 ) -> dict[str, str]:
     versions = {"rules": rules.version, "automation": automation.version}
     if proposal is not None:
-        versions["thresholds"] = thresholds_version(proposal.thresholds)
+        versions["thresholds"] = proposal.thresholds_version or thresholds_version(
+            proposal.thresholds
+        )
     return versions
-
-
-def thresholds_version(thresholds: RoutingThresholds) -> str:
-    """A short hash of a threshold set, so replays with other thresholds show."""
-    content = thresholds.model_dump_json().encode("utf-8")
-    return hashlib.sha256(content).hexdigest()[:12]
 
 
 def _detail(state: ModelState) -> str:

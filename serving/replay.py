@@ -558,7 +558,10 @@ def _outcome(
     proposal, state = proposal_from_result(answer)
     if proposal is not None and overrides is not None:
         thresholds = overrides.apply(proposal.thresholds)
-        proposal = proposal.model_copy(update={"thresholds": thresholds})
+        # The model's threshold set no longer applies: name the tried one.
+        proposal = proposal.model_copy(
+            update={"thresholds": thresholds, "thresholds_version": None}
+        )
     return proposal, state
 
 

@@ -213,6 +213,7 @@ def proposal_from_result(
                 "top_queues": [tuple(pair) for pair in result["top_queues"]],
                 "similarity": result.get("similarity"),
                 "thresholds": RoutingThresholds.model_validate(result["thresholds"]),
+                "thresholds_version": result.get("thresholds_version"),
             }
         )
     except (KeyError, TypeError, ValueError) as err:

@@ -359,6 +359,10 @@ class RuleBook:
         self._priority_rules = self._list_of(compiled, "escalation.priority_rules")
         self._escalation_rules = self._list_of(compiled, "escalation.rules")
         self._sources_by_id = {c.rule.id: c.sources for c in compiled.values()}
+        self._fallback_sources = frozenset().union(*(c.sources for c in self._fallback))
+        self._escalation_sources = frozenset().union(
+            *(c.sources for c in (*self._priority_rules, *self._escalation_rules))
+        )
         self._notify_by_id = {
             c.rule.id: c.rule.action.notify for c in compiled.values()
         }
@@ -435,6 +439,17 @@ class RuleBook:
             if _evaluate(compiled, proposed):
                 return ContextMatch(_context_match(compiled), frozenset(sources))
         return ContextMatch(None, frozenset(sources))
+
+    @property
+    def fallback_sources(self) -> frozenset[str]:
+        """Sources any fallback rule reads: a fallback decision rests on them all,
+        since a change to one can make an earlier rule match."""
+        return self._fallback_sources
+
+    @property
+    def escalation_sources(self) -> frozenset[str]:
+        """Sources any priority or escalation rule reads (every decision's)."""
+        return self._escalation_sources
 
     def sources_of(self, rule_id: str | None) -> frozenset[str]:
         """Enrichment sources a rule's condition reads (empty for unknown ids)."""

@@ -184,13 +184,23 @@ class MessageBatchDecider:
 
         decisions, answers, contexts = self.engine.decide_detailed(tickets)
         out: list[tuple[str, dict[str, Any]]] = []
-        for ticket, decision, message_id in zip(tickets, decisions, ids, strict=True):
+        for index, (ticket, decision, message_id) in enumerate(
+            zip(tickets, decisions, ids, strict=True)
+        ):
             record = records_for([ticket], [decision], message_id, self.path)
             if self.store.append(record) == 1:
                 out.append((message_id, decision.model_dump(mode="json")))
+                # Only a decision that was stored becomes the case's: a
+                # redelivery keeps the first one, case and notifications too.
+                self.desk.record_now(
+                    [ticket],
+                    [contexts[index]],
+                    [answers[index]],
+                    [decision],
+                    message_id,
+                )
             else:
                 out.append((message_id, self._stored(ticket.id, message_id)))
-        self.desk.record_now(tickets, contexts, answers, decisions, "stream")
         out.extend(self._apply_events(events))
         return out, dead
 

@@ -7,6 +7,7 @@ was trained on (its embedding is close enough to a training example).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Literal
 
@@ -181,3 +182,9 @@ def choose_min_similarity(
         if score > best_score:
             best_cut, best_score = float(cut), float(score)
     return best_cut
+
+
+def thresholds_version(thresholds: RoutingThresholds) -> str:
+    """A short hash of a threshold set, so replays with other thresholds show."""
+    content = thresholds.model_dump_json().encode("utf-8")
+    return hashlib.sha256(content).hexdigest()[:12]

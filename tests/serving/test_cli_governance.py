@@ -80,6 +80,34 @@ def test_config_record_keeps_who_and_why_for_a_version(
     assert (change["changed_by"], change["reason"]) == ("ana", "wording")
 
 
+def test_the_real_author_can_follow_a_version_found_unrecorded(
+    home: Path, tmp_path: Path
+) -> None:
+    from monitoring.governance import GovernanceLog
+
+    path = _rules_copy(tmp_path, {"description": "Found in force."})
+    version = load_rules(path).version
+    with open_store(Settings(home=home)) as store:
+        GovernanceLog(store).ensure_recorded({"rules": (version, str(path))})
+
+    result = _invoke(
+        home,
+        "config",
+        "record",
+        "rules",
+        str(path),
+        "--by",
+        "ana",
+        "--why",
+        "late",
+        "--json",
+    )
+    history = json.loads(_invoke(home, "config", "history", "--json").output)
+
+    assert json.loads(result.output)["recorded"] is True
+    assert [c["changed_by"] for c in history["changes"]] == ["unrecorded", "ana"]
+
+
 def test_config_record_refuses_an_invalid_file_naming_the_rule(
     home: Path, tmp_path: Path
 ) -> None:

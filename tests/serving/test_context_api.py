@@ -63,6 +63,11 @@ def route(client: TestClient, ticket: dict[str, Any]) -> dict[str, Any]:
     return dict(response.json())
 
 
+def _case(client: TestClient, ticket_id: str) -> Any:
+    response = client.get(f"/v1/cases/{ticket_id}")
+    return response.json()["case"] if response.status_code == 200 else None
+
+
 def wait_for(check: Any, timeout_s: float = 10.0) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -154,7 +159,7 @@ def test_a_closed_incident_redecides_the_tickets_in_its_region(
 ) -> None:
     ticket = SCENARIOS["strategic_production_impact"].ticket
     first = route(client, ticket)
-    time.sleep(0.3)  # the case is written in the background
+    wait_for(lambda: _case(client, ticket["id"]))
 
     response = client.post(
         "/v1/events/context",
@@ -174,29 +179,100 @@ def test_a_closed_incident_redecides_the_tickets_in_its_region(
     assert redecided["to_priority"] != "P1"
 
 
-def test_an_event_on_a_source_the_decision_did_not_read_redecides_nothing(
+def test_an_incident_opening_escalates_an_open_strategic_ticket(
     client: TestClient,
 ) -> None:
-    route(client, SCENARIOS["expansion_unpaid_invoice_hold"].ticket)
-    time.sleep(0.3)  # the case is written in the background
-
-    response = client.post(
+    ticket = {**SCENARIOS["strategic_production_impact"].ticket, "id": "T-calm"}
+    incident = {"product": "Workspace", "region": "eu-west-1"}
+    closed = client.post(
         "/v1/events/context",
         json={
-            "event_id": "ev-2",
-            "kind": "account_updated",
-            "account_id": "acct_500103",
-            "facts": {"account_team": "US mid-market"},
+            "event_id": "ev-6",
+            "kind": "incident_closed",
+            **incident,
+            "facts": {"incident_id": "INC-4411"},
+        },
+    )
+    calm = route(client, ticket)
+    wait_for(lambda: _case(client, ticket["id"]))
+
+    opened = client.post(
+        "/v1/events/context",
+        json={
+            "event_id": "ev-7",
+            "kind": "incident_opened",
+            **incident,
+            "facts": {"incident_id": "INC-5000", "severity": "critical", **incident},
         },
     )
 
+    assert closed.status_code == 200 and opened.status_code == 200, opened.text
+    assert (calm["priority"], calm["notify"]) == ("P2", [])
+    [redecided] = opened.json()["redecided"]
+    assert (redecided["ticket_id"], redecided["to_priority"]) == ("T-calm", "P1")
+    case = _case(client, ticket["id"])
+    assert case["priority"] == "P1"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        pytest.param(
+            {"kind": "invoice_paid", "product": "p", "region": "r"}, id="no-account"
+        ),
+        pytest.param(
+            {"kind": "invoice_paid", "account_id": "a", "facts": {"colour": "red"}},
+            id="unknown-fact",
+        ),
+        pytest.param(
+            {"kind": "incident_opened", "product": "p", "region": "r"},
+            id="incident-without-id",
+        ),
+    ],
+)
+def test_an_event_whose_facts_cannot_apply_gets_422(
+    client: TestClient, event: dict[str, Any]
+) -> None:
+    response = client.post("/v1/events/context", json={"event_id": "ev-x", **event})
+
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith("invalid context event")
+
+
+def test_a_resolution_keeps_the_time_the_helpdesk_gave(client: TestClient) -> None:
+    ticket = SCENARIOS["expansion_seat_mismatch"].ticket
+    route(client, ticket)
+    wait_for(lambda: _case(client, ticket["id"]))
+
+    response = client.post(
+        f"/v1/cases/{ticket['id']}",
+        json={"status": "resolved", "resolved_at": "2026-06-18T10:00:00"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["resolved_at"].startswith("2026-06-18T10:00:00")
+
+
+def test_an_event_for_another_account_redecides_nothing(
+    client: TestClient,
+) -> None:
+    ticket = SCENARIOS["expansion_unpaid_invoice_hold"].ticket
+    route(client, ticket)
+    wait_for(lambda: _case(client, ticket["id"]))
+
+    response = client.post(
+        "/v1/events/context",
+        json={"event_id": "ev-2", "kind": "invoice_paid", "account_id": "acct_500101"},
+    )
+
     assert response.status_code == 200
-    assert response.json()["redecided"] == []
+    assert (response.json()["open_cases"], response.json()["redecided"]) == (0, [])
 
 
 def test_the_same_event_twice_redecides_once(client: TestClient) -> None:
-    route(client, SCENARIOS["expansion_unpaid_invoice_hold"].ticket)
-    time.sleep(0.3)
+    ticket = SCENARIOS["expansion_unpaid_invoice_hold"].ticket
+    route(client, ticket)
+    wait_for(lambda: _case(client, ticket["id"]))
     event = {"event_id": "ev-3", "kind": "invoice_paid", "account_id": "acct_500103"}
 
     first = client.post("/v1/events/context", json=event).json()
@@ -220,7 +296,7 @@ def test_a_bad_event_gets_422_naming_each_field(client: TestClient) -> None:
 def test_case_status_changes_are_recorded_and_shown(client: TestClient) -> None:
     ticket = SCENARIOS["expansion_seat_mismatch"].ticket
     route(client, ticket)
-    time.sleep(0.3)
+    wait_for(lambda: _case(client, ticket["id"]))
 
     paused = client.post(
         f"/v1/cases/{ticket['id']}", json={"status": "waiting_on_customer"}

@@ -238,6 +238,10 @@ def test_every_decision_names_the_versions_it_used(
         "rules": rules.version,
         "automation": automation.version,
     }
+    named = proposal.model_copy(update={"thresholds_version": "model-set-1"})
+    assert run(ticket, rules, automation, None, named).versions["thresholds"] == (
+        "model-set-1"
+    )
     assert with_model.rule_set_version == rules.version
 
 

@@ -74,7 +74,11 @@ def upgrade() -> None:
         sa.Column("changed_by", sa.String(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.UniqueConstraint("kind", "version", name="uq_config_changes_version"),
+        # Per actor: a real record may follow the "unrecorded" one the
+        # service makes for a version it found in force.
+        sa.UniqueConstraint(
+            "kind", "version", "changed_by", name="uq_config_changes_version"
+        ),
         schema=schema,
         sqlite_autoincrement=True,
     )
@@ -83,6 +87,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Known limitation: rows stored since this revision hash their context
+    # columns; dropping them makes `switchboard audit verify` report those
+    # rows as changed. Downgrade only a store that is about to be rebuilt.
     schema = context.config.attributes.get("schema")
     for table in ("notifications", "config_changes"):
         if op.get_bind().dialect.name == "postgresql":
