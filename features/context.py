@@ -33,6 +33,7 @@ SourceOutcome = Literal[
     "ok", "not_found", "error", "timeout", "circuit_open", "skipped"
 ]
 MISSING_OUTCOMES = frozenset({"error", "timeout", "circuit_open"})
+ANSWERED_OUTCOMES = frozenset({"ok", "not_found"})
 
 
 class _Section(BaseModel):
@@ -158,6 +159,16 @@ class Context(BaseModel):
             for source in SOURCES
             if source in self.sources
             and self.sources[source].outcome in MISSING_OUTCOMES
+        ]
+
+    @property
+    def answered(self) -> list[Source]:
+        """Sources that answered, with a record or without one."""
+        return [
+            source
+            for source in SOURCES
+            if source in self.sources
+            and self.sources[source].outcome in ANSWERED_OUTCOMES
         ]
 
     @property

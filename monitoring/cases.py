@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from features.errors import FieldProblem, InvalidInputError
@@ -32,6 +32,7 @@ from monitoring.store import (
     DecisionStore,
     StoreError,
     _UtcDateTime,
+    insert_ignoring,
     metadata,
 )
 
@@ -428,14 +429,10 @@ class CaseStore:
         """
         row = step.model_dump(mode="python", exclude={"seq"})
         table = escalation_steps_table
-        insert = (
-            postgresql.insert(table)
-            if self._store.dialect_name == "postgresql"
-            else sqlite.insert(table)
-        )
+        keys = ["ticket_id", "target", "level"]
         statement = (
-            insert.values(**row)
-            .on_conflict_do_nothing(index_elements=["ticket_id", "target", "level"])
+            insert_ignoring(self._store.dialect_name, table, keys)
+            .values(**row)
             .returning(table.c.seq)
         )
 
@@ -484,7 +481,7 @@ class CaseStore:
             "cause": cause,
         }
         inserted = conn.execute(
-            _insert_ignoring(self._store.dialect_name, cases_table, ["ticket_id"])
+            insert_ignoring(self._store.dialect_name, cases_table, ["ticket_id"])
             .values(**row)
             .returning(column.ticket_id)
         ).first()
@@ -585,11 +582,6 @@ class CaseStore:
                 return [dict(row) for row in conn.execute(statement).mappings()]
 
         return self._store.run(operation, read)
-
-
-def _insert_ignoring(dialect_name: str, table: sa.Table, keys: list[str]) -> Any:
-    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
 def _append_event(

@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from monitoring.store import DecisionStore, _UtcDateTime, metadata
+from monitoring.store import DecisionStore, _UtcDateTime, insert_ignoring, metadata
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +190,7 @@ class GovernanceLog:
         row: dict[str, Any],
         keys: list[str],
     ) -> bool:
-        dialect = postgresql if self._store.dialect_name == "postgresql" else sqlite
-        statement = dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
+        statement = insert_ignoring(self._store.dialect_name, table, keys)
 
         def insert() -> bool:
             with self._store.transaction(write=True) as conn:

@@ -689,9 +689,9 @@ class DecisionStore:
         def insert() -> list[str]:
             # ON CONFLICT rather than a look-up first: two clients sending the
             # same event at once must not make either fail.
-            statement = _insert_ignoring_conflicts(self.dialect_name).returning(
-                feedback_table.c.feedback_id
-            )
+            statement = insert_ignoring(
+                self.dialect_name, feedback_table, ["feedback_id"]
+            ).returning(feedback_table.c.feedback_id)
             with self._transaction(write=True) as conn:
                 inserted = set(conn.execute(statement, rows).scalars())
             return [
@@ -1018,15 +1018,14 @@ def _normalize_feedback(
     return row
 
 
-def _insert_ignoring_conflicts(dialect_name: str) -> Any:
-    """INSERT into feedback that skips rows whose feedback_id is taken."""
-    if dialect_name == "postgresql":
-        return postgresql.insert(feedback_table).on_conflict_do_nothing(
-            index_elements=["feedback_id"]
-        )
-    return sqlite.insert(feedback_table).on_conflict_do_nothing(
-        index_elements=["feedback_id"]
-    )
+def insert_ignoring(dialect_name: str, table: sa.Table, keys: list[str]) -> Any:
+    """INSERT into `table` that skips rows whose `keys` are already taken.
+
+    ON CONFLICT rather than a look-up first: two writers inserting the same
+    row at once must not make either fail.
+    """
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
 def _feedback_time(name: str, value: datetime | str) -> datetime:

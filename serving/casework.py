@@ -28,7 +28,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from features.context import Context, ContextEvent, apply_context_event
+from features.context import (
+    MISSING_OUTCOMES,
+    Context,
+    ContextEvent,
+    apply_context_event,
+)
 from features.schema import Ticket
 from monitoring.cases import Case, CaseStore
 from monitoring.store import DecisionRecord, DecisionStore, RoutingPath
@@ -437,8 +442,8 @@ def _rests_on(case: Case, source: str) -> bool:
     """Whether the case's decision read the source, or was made without it."""
     if source in case.context_sources_used:
         return True
-    missing = (case.context or {}).get("sources", {}).get(source, {})
-    return missing.get("outcome") in {"error", "timeout", "circuit_open"}
+    status = (case.context or {}).get("sources", {}).get(source, {})
+    return status.get("outcome") in MISSING_OUTCOMES
 
 
 def _open_store(settings: ServingSettings) -> DecisionStore | None:

@@ -494,13 +494,7 @@ def _missing_sources(
 
 
 def _answered_sources(context: Mapping[str, Any] | BaseModel | None) -> list[str]:
-    if not isinstance(context, Context):
-        return []
-    return [
-        source
-        for source, status in context.sources.items()
-        if status.outcome in {"ok", "not_found"}
-    ]
+    return list(context.answered) if isinstance(context, Context) else []
 
 
 def _versions(
