@@ -4,8 +4,10 @@
 
 Measured, in this order, on the same generated tickets:
 1. bare `SentenceTransformer.encode`, batch 64: the 1.0 of every ratio;
+   beside it, bare encoding on the backend the served model uses (the
+   default model's is onnx-int8), so the share the runtime wins is visible;
 2. Switchboard on a local Ray Serve, `--clients` concurrent loopback clients;
-   (two classifier replicas of one torch thread, see TWO_CORE_CLASSIFIER);
+   (two classifier replicas of one thread, see TWO_CORE_CLASSIFIER);
 3. a plain FastAPI + uvicorn service that encodes each request alone;
 4. p50 / p99 latency of one request at a time beside one bare single encode.
 """
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -84,6 +87,15 @@ def main() -> None:
     home = args.home or Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
     settings = ServingSettings(home=home, port=18400)
     ensure_default_model(settings)
+    backend = _served_backend(settings)
+    served = Encoder(
+        batch_size=64, backend=backend, export_dir=settings.encoder_export_dir
+    )
+    served.encode(texts[:256])
+    started = time.perf_counter()
+    served.encode(texts)
+    backend_rate = len(texts) / (time.perf_counter() - started)
+    del served
     start_ray(num_cpus=2)
     try:
         deploy(settings, config_overrides=TWO_CORE_CLASSIFIER)
@@ -103,6 +115,10 @@ def main() -> None:
     print(f"tickets: {len(tickets)}, clients: {args.clients}")
     print(f"bare encode (batch 64):        {bare_rate:8.1f} tickets/s  1.00")
     print(
+        f"bare encode, {backend + ' backend:':16s}{backend_rate:8.1f} tickets/s  "
+        f"{backend_rate / bare_rate:.2f}"
+    )
+    print(
         f"Switchboard HTTP:              {switchboard_rate:8.1f} tickets/s  "
         f"{switchboard_rate / bare_rate:.2f}"
     )
@@ -111,6 +127,10 @@ def main() -> None:
         f"{plain_rate / bare_rate:.2f}"
     )
     print(f"Switchboard / plain service:   {switchboard_rate / plain_rate:.2f}x")
+    print(
+        f"Switchboard / bare {backend}: {switchboard_rate / backend_rate:.2f}x "
+        "(what serving keeps of its own encoder)"
+    )
     print(
         f"single request p50 / p99:      {p50:.1f} / {p99:.1f} ms "
         f"(bare single encode p50 {bare_single_p50:.1f} ms, "
@@ -189,6 +209,13 @@ def _plain_service_rate(tickets: list[dict], clients: int) -> float:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _served_backend(settings: Any) -> str:
+    from training.registry import CHAMPION, load_bundle
+
+    _, bundle = load_bundle(settings, CHAMPION)
+    return bundle.encoder_backend
 
 
 def _percentile(values: list[float], q: float) -> float:

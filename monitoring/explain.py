@@ -222,17 +222,20 @@ def registry_bundles(settings: Settings) -> LoadBundle:
 
 
 def bundle_encoder(settings: Settings) -> Embed:
-    """Embeds with each bundle's own encoder, loaded once per encoder name."""
+    """Embeds with each bundle's own encoder, loaded once per encoder identity."""
     from features.encoder import Encoder
 
     loaded: dict[str, Encoder] = {}
 
     def embed(bundle: ModelBundle, texts: list[str]) -> np.ndarray:
-        if bundle.encoder not in loaded:
-            loaded[bundle.encoder] = Encoder(
-                bundle.encoder, batch_size=settings.encode_batch_size
+        if bundle.encoder_identity not in loaded:
+            loaded[bundle.encoder_identity] = Encoder(
+                bundle.encoder,
+                batch_size=settings.encode_batch_size,
+                backend=bundle.encoder_backend,
+                export_dir=settings.encoder_export_dir,
             )
-        return loaded[bundle.encoder].encode(texts)
+        return loaded[bundle.encoder_identity].encode(texts)
 
     return embed
 

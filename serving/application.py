@@ -94,9 +94,11 @@ def build_app(args: dict[str, Any]) -> Any:
         args: `settings` (ServingSettings fields; the environment fills the
             rest), `classifier_timeout_s` (one ticket's budget) and
             `classifier_timeout_per_ticket_s` (added per further ticket of a
-            batch), and `deployments` (the config's
-            per-deployment options, applied here when not run by `serve
-            deploy`, which applies them itself).
+            batch), `deployments` (the config's per-deployment options,
+            applied here when not run by `serve deploy`, which applies them
+            itself), and `listen` (`host` and `port`: the ingress replica
+            serves HTTP there itself, see `serving.listener`; without it,
+            Ray's proxy does).
     """
     from ray import serve
 
@@ -121,17 +123,30 @@ def build_app(args: dict[str, Any]) -> Any:
     RouterCore.from_settings(settings)
     load_drift_config(settings.drift_path)
     keys = KeyRing.load(settings.api_keys_file, settings.api_keys)
+    listen = args.get("listen")
 
     @serve.deployment(name="Ingress", max_ongoing_requests=512)
     @serve.ingress()
     class Ingress:
         """The HTTP entry point; its FastAPI app is built inside the replica."""
 
-        def __init__(self, router: Any, classifier: Any, monitor: Any) -> None:
+        async def __init__(self, router: Any, classifier: Any, monitor: Any) -> None:
+            from serving.listener import HttpListener
+
             self.backend = HandleBackend(router, classifier, monitor, **grouping)
+            self.api = create_api(self.backend, settings, keys)
+            self.listener = None
+            if listen:
+                self.listener = await HttpListener.start(
+                    self.api, str(listen["host"]), int(listen["port"])
+                )
 
         def __serve_build_asgi_app__(self) -> Any:
-            return create_api(self.backend, settings, keys)
+            return self.api
+
+        def __del__(self) -> None:
+            if getattr(self, "listener", None) is not None:
+                self.listener.close_now()
 
     classifier = (
         classifier_deployment()

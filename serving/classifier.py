@@ -200,7 +200,10 @@ class ClassifierCore:
             encoder = current.encoder
         else:
             encoder = Encoder(
-                bundle.encoder, batch_size=self.settings.encode_batch_size
+                bundle.encoder,
+                batch_size=self.settings.encode_batch_size,
+                backend=bundle.encoder_backend,
+                export_dir=self.settings.encoder_export_dir,
             )
             encoder.encode(["warm up the encoder"])
         try:

@@ -15,7 +15,7 @@ class ServingSettings(Settings):
 
     host: str = Field(
         default="127.0.0.1",
-        description="Address the HTTP proxy binds; 127.0.0.1 whenever auth is off.",
+        description="Address the service listens on; 127.0.0.1 whenever auth is off.",
     )
     port: int = Field(default=8000, ge=1, le=65535, description="HTTP port.")
     rules_path: Path = Field(

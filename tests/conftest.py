@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# One ONNX export of the encoder for the whole run, shared by every state
+# folder (and the processes tests start), instead of one per test folder.
+_ENCODER_DIR = tempfile.mkdtemp(prefix="switchboard-test-encoders-")
+os.environ.setdefault("SWITCHBOARD_ENCODER_DIR", _ENCODER_DIR)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_ENCODER_DIR, ignore_errors=True)
 
 
 @pytest.fixture

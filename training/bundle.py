@@ -65,6 +65,8 @@ class ModelBundle:
     index_labels: list[str]
     index_ids: list[str]
     info: dict[str, object] = field(default_factory=dict)
+    # How the encoder ran when the head was trained; serving runs it the same.
+    encoder_backend: str = "torch"
 
     @property
     def labels(self) -> list[str]:
@@ -123,6 +125,7 @@ class ModelBundle:
             "temperature": self.temperature,
             "encoder": self.encoder,
             "encoder_identity": self.encoder_identity,
+            "encoder_backend": self.encoder_backend,
             "info": self.info,
         }
         (folder / "bundle.json").write_text(json.dumps(manifest, indent=2, default=str))
@@ -152,4 +155,6 @@ class ModelBundle:
             index_labels=[str(v) for v in index["labels"]],
             index_ids=[str(v) for v in index["ids"]],
             info=dict(manifest.get("info", {})),
+            # Bundles from before backends were recorded ran on torch.
+            encoder_backend=str(manifest.get("encoder_backend", "torch")),
         )

@@ -69,7 +69,7 @@ def compare_versions(
         challenger_ref: the version (number or alias) under review.
         champion_ref: what to compare with; the `champion` alias by default.
         data: the rows to score; the challenger's test rows by default.
-        encoders: encoders by name, to reuse loaded ones (tests, notebooks).
+        encoders: encoders by identity, to reuse loaded ones (tests, notebooks).
 
     Returns:
         JSON-ready: both versions, the data used, each headline metric side by
@@ -176,13 +176,18 @@ def _encode(
 ) -> np.ndarray:
     # Each version is scored with the encoder it was trained with; two
     # versions on one encoder share it (and its cache) and encode once.
-    if bundle.encoder not in encoders:
+    if bundle.encoder_identity not in encoders:
         from training.service import make_encoder
 
-        encoders[bundle.encoder] = make_encoder(
-            settings.model_copy(update={"encoder": bundle.encoder})
+        encoders[bundle.encoder_identity] = make_encoder(
+            settings.model_copy(
+                update={
+                    "encoder": bundle.encoder,
+                    "encoder_backend": bundle.encoder_backend,
+                }
+            )
         )
-    return encoders[bundle.encoder].encode(texts)
+    return encoders[bundle.encoder_identity].encode(texts)
 
 
 def _describe(version: VersionInfo, bundle: ModelBundle) -> dict[str, Any]:

@@ -81,6 +81,7 @@ def train_model(
         ),
         encoder=encoder.encoder.name,
         encoder_identity=encoder.encoder.identity,
+        encoder_backend=encoder.encoder.backend,
         index_embeddings=vectors[train["_row"]],
         index_labels=train["label"].tolist(),
         index_ids=train["id"].tolist(),

@@ -32,7 +32,7 @@ class RouterModel(PythonModel):
         from training.bundle import ModelBundle
 
         self.bundle = ModelBundle.load(context.artifacts["bundle"])
-        self.encoder = Encoder(self.bundle.encoder)
+        self.encoder = Encoder(self.bundle.encoder, backend=self.bundle.encoder_backend)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None

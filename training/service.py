@@ -41,7 +41,12 @@ class DataOptions:
 
 
 def make_encoder(settings: Settings) -> CachedEncoder:
-    encoder = Encoder(settings.encoder, batch_size=settings.encode_batch_size)
+    encoder = Encoder(
+        settings.encoder,
+        batch_size=settings.encode_batch_size,
+        backend=settings.encoder_backend,
+        export_dir=settings.encoder_export_dir,
+    )
     return CachedEncoder(encoder, EmbeddingCache(settings.embedding_cache_path))
 
 

@@ -1,7 +1,7 @@
 """The HTTP layer over the real router and classifier, in one process.
 
 Every 4xx path and the auth scopes; the Ray Serve tests cover the same API
-through the proxy and deployment handles.
+through the ingress replica and deployment handles.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def test_raw_email_is_normalised_and_routed(service):
     assert response.json()["queue"] == "identity_access"
 
 
-def test_ndjson_stream_through_the_proxy_answers_every_line(service):
+def test_ndjson_stream_through_ray_serve_answers_every_line(service):
     lines = "\n".join(json.dumps({**BILLING, "id": f"ST-{i}"}) for i in range(40))
 
     with service.stream(
@@ -136,7 +136,7 @@ def test_gibberish_falls_back_to_rules_with_its_reason(service):
     assert decision["top_queues"], "the model's proposal is still recorded"
 
 
-def test_invalid_input_through_the_proxy_is_a_4xx_not_a_500(service):
+def test_invalid_input_through_ray_serve_is_a_4xx_not_a_500(service):
     assert service.post("/v1/route", json={"id": "x"}).status_code == 422
     assert (
         service.post("/v1/route", json={**BILLING, "channel": "fax"}).status_code == 400

@@ -152,3 +152,18 @@ def test_configuring_mlflow_leaves_the_environment_as_it_was(trained, monkeypatc
     configure_mlflow(settings)
 
     assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_a_version_keeps_the_encoder_backend_it_was_trained_on(trained):
+    from training.registry import load_bundle
+
+    settings, result = trained
+
+    _, bundle = load_bundle(settings, result["model_version"])
+
+    assert settings.encoder_backend == "onnx-int8"  # the default
+    assert bundle.encoder_backend == "onnx-int8"
+    assert bundle.encoder_identity.endswith("+onnx-int8")
+    assert get_version(settings, result["model_version"]).tags["encoder"] == (
+        bundle.encoder_identity
+    )
