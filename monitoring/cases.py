@@ -261,6 +261,54 @@ class CaseStore:
         )
         return is_written
 
+    def upsert_decided_many(
+        self,
+        items: Sequence[tuple[Case, dict[str, Any] | None]],
+        *,
+        kind: DecisionEventKind,
+        actor: str,
+    ) -> list[bool]:
+        """`upsert_decided` for many cases (each with its cause), one transaction.
+
+        One commit instead of one per ticket: the router keeps the cases of
+        every request it decided together. If that transaction fails, each
+        case is written on its own, so one bad case loses only itself; a
+        case that still fails is logged with its ticket id.
+
+        Returns:
+            Whether each case was written, in order.
+        """
+        if kind not in get_args(DecisionEventKind):
+            raise ValueError(f"kind must be opened, decided or rerouted, got {kind!r}")
+        rows = [(case.model_dump(mode="python"), cause) for case, cause in items]
+
+        def write() -> list[bool]:
+            with self._store.transaction(write=True) as conn:
+                return [
+                    self._upsert(conn, row, kind, cause, actor) for row, cause in rows
+                ]
+
+        try:
+            return self._store.run("upsert_cases", write)
+        except Exception as err:  # fall back to one transaction per case
+            log.warning(
+                "grouped case write failed, writing one by one",
+                extra={"cases": len(rows), "error": type(err).__name__},
+            )
+        written = []
+        for case, cause in items:
+            try:
+                written.append(
+                    self.upsert_decided(case, kind=kind, cause=cause, actor=actor)
+                )
+            except Exception as err:  # one lost case must not lose the others
+                log.error(
+                    "case not recorded",
+                    extra={"ticket_id": case.ticket_id, "error": type(err).__name__},
+                )
+                written.append(False)
+        return written
+
     def get(self, ticket_id: str) -> Case | None:
         """The case of this ticket, or None."""
         cases = self._cases("get_case", cases_table.c.ticket_id == ticket_id)

@@ -42,6 +42,16 @@ from serving.recording import records_for
 from serving.router import RouterCore
 from serving.settings import ServingSettings
 
+# One request's tickets with their contexts, classifier answers, decisions,
+# and the request id they are stored under.
+RecordGroup = tuple[
+    Sequence[Ticket],
+    Sequence[Context | None],
+    Sequence[dict[str, Any] | None],
+    Sequence[Decision],
+    str,
+]
+
 log = logging.getLogger(__name__)
 
 EVENT_ACTOR = "context-event"
@@ -174,17 +184,27 @@ class CaseDesk:
         path: RoutingPath,
     ) -> None:
         """Queue the decisions for the audit log and keep each ticket's case."""
-        if self.writer is not None:
-            self.writer.submit(records_for(tickets, decisions, request_id, path))
-        if self.cases is not None:
-            cases = [
-                _case_for(ticket, context, answer, decision)
-                for ticket, context, answer, decision in zip(
-                    tickets, contexts, answers, decisions, strict=True
+        self.record_many([(tickets, contexts, answers, decisions, request_id)], path)
+
+    def record_many(self, groups: Sequence[RecordGroup], path: RoutingPath) -> None:
+        """`record` for the requests decided together, each with its request id.
+
+        Their cases are kept in one background write (one transaction).
+        """
+        cases: list[tuple[Case, str]] = []
+        for tickets, contexts, answers, decisions, request_id in groups:
+            if self.writer is not None:
+                self.writer.submit(records_for(tickets, decisions, request_id, path))
+            if self.cases is not None:
+                cases.extend(
+                    (_case_for(ticket, context, answer, decision), request_id)
+                    for ticket, context, answer, decision in zip(
+                        tickets, contexts, answers, decisions, strict=True
+                    )
                 )
-            ]
-            self._background.submit(self._keep_cases, cases, request_id)
-        self._notify(tickets, decisions)
+            self._notify(tickets, decisions)
+        if cases:
+            self._background.submit(self._keep_cases, cases)
 
     def record_now(
         self,
@@ -198,13 +218,14 @@ class CaseDesk:
         itself (the stream runner, before acknowledging), and cases are
         written before this returns."""
         if self.cases is not None:
-            cases = [
-                _case_for(ticket, context, answer, decision)
-                for ticket, context, answer, decision in zip(
-                    tickets, contexts, answers, decisions, strict=True
-                )
-            ]
-            self._keep_cases(cases, request_id)
+            self._keep_cases(
+                [
+                    (_case_for(ticket, context, answer, decision), request_id)
+                    for ticket, context, answer, decision in zip(
+                        tickets, contexts, answers, decisions, strict=True
+                    )
+                ]
+            )
         self._notify(tickets, decisions)
 
     async def apply_event(
@@ -316,21 +337,14 @@ class CaseDesk:
         assert self.cases is not None
         self.cases.upsert_decided(case, kind=kind, cause=cause, actor=EVENT_ACTOR)  # type: ignore[arg-type]
 
-    def _keep_cases(self, cases: list[Case], request_id: str) -> None:
+    def _keep_cases(self, cases: list[tuple[Case, str]]) -> None:
+        """Store each (case, request id) in one transaction where possible."""
         assert self.cases is not None
-        for case in cases:
-            try:
-                self.cases.upsert_decided(
-                    case,
-                    kind="opened",
-                    cause={"request_id": request_id},
-                    actor="router",
-                )
-            except Exception as err:  # a case write must never lose a decision
-                log.error(
-                    "case not recorded",
-                    extra={"ticket_id": case.ticket_id, "error": type(err).__name__},
-                )
+        self.cases.upsert_decided_many(
+            [(case, {"request_id": request_id}) for case, request_id in cases],
+            kind="opened",
+            actor="router",
+        )
 
     def _open_cases(self, event: ContextEvent) -> list[Case]:
         if self.cases is None:

@@ -59,7 +59,8 @@ class ClassifierCore:
         self.last_checked_at: str | None = None
         # Requests of one dynamic batch arrive unsorted; the encoder sorts
         # them by length, and small sub-batches then pad only to neighbours.
-        self.encode_batch_size = settings.encode_batch_size
+        # Per backend: see `encode_batch_sizes`.
+        self.encode_batch_size: dict[str, int] = {}
 
     @classmethod
     def pinned(cls, settings: Settings, ref: str) -> ClassifierCore:
@@ -139,7 +140,9 @@ class ClassifierCore:
             return [{"status": "no_model", "detail": self.last_error or ""}] * len(
                 texts
             )
-        loaded.encoder.batch_size = self.encode_batch_size
+        loaded.encoder.batch_size = self.encode_batch_size.get(
+            loaded.encoder.backend, self.settings.encode_batch_size
+        )
         embeddings = loaded.encoder.encode(texts)
         predictions = loaded.bundle.predict(embeddings)
         # A few components instead of the whole embedding: the drift window's
@@ -219,6 +222,28 @@ class ClassifierCore:
         )
 
 
+def encode_batch_sizes(value: Any) -> dict[str, int]:
+    """The user_config's `encode_batch_size`: one number, or one per backend.
+
+    Raises:
+        ValueError: a backend that does not exist, or a size under 1.
+    """
+    from features.encoder import ENCODER_BACKENDS
+
+    sizes = value if isinstance(value, dict) else dict.fromkeys(ENCODER_BACKENDS, value)
+    unknown = sorted(set(sizes) - set(ENCODER_BACKENDS))
+    if unknown:
+        raise ValueError(
+            f"encode_batch_size: unknown backend {', '.join(unknown)}; "
+            f"backends are {', '.join(ENCODER_BACKENDS)}"
+        )
+    parsed = {backend: int(size) for backend, size in sizes.items()}
+    small = [backend for backend, size in parsed.items() if size < 1]
+    if small:
+        raise ValueError(f"encode_batch_size for {', '.join(small)}: must be >= 1")
+    return parsed
+
+
 def _deployment() -> Any:
     from ray import serve
 
@@ -247,7 +272,9 @@ def _deployment() -> Any:
                 float(config.get("batch_wait_timeout_s", 0.01))
             )
             self.poll_interval_s = float(config.get("poll_interval_s", 30))
-            self.core.encode_batch_size = int(config.get("encode_batch_size", 16))
+            self.core.encode_batch_size = encode_batch_sizes(
+                config.get("encode_batch_size", 16)
+            )
             fault = str(config.get("fault", "none"))
             self.fault = fault if fault in FAULTS else "none"
             if self.fault != "none":

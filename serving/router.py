@@ -292,21 +292,17 @@ def _deployment() -> Any:
                 enrich=self.desk.enrich,
                 drift=self.drift,
             )
-            answers, start = [], 0
+            answers, groups, start = [], [], 0
             for group, request_id in requests:
                 end = start + len(group)
                 made = decisions[start:end]
-                # Queued for background threads: the response does not wait.
-                self.desk.record(
-                    group,
-                    contexts[start:end],
-                    results[start:end],
-                    made,
-                    request_id,
-                    "http",
+                groups.append(
+                    (group, contexts[start:end], results[start:end], made, request_id)
                 )
                 start = end
                 answers.append([decision.model_dump(mode="json") for decision in made])
+            # Queued for background threads: the response does not wait.
+            self.desk.record_many(groups, "http")
             return answers
 
         async def apply_event(self, event: ContextEvent) -> dict[str, Any]:

@@ -107,6 +107,37 @@ def test_the_same_decision_twice_records_nothing_more(cases: CaseStore) -> None:
     assert len(cases.events("T-1")) == 1
 
 
+def test_many_cases_are_kept_in_one_call_each_with_its_cause(
+    cases: CaseStore,
+) -> None:
+    items = [(make_case(n), {"request_id": f"r{n}"}) for n in (1, 2, 3)]
+
+    first = cases.upsert_decided_many(items, kind="opened", actor="router")
+    again = cases.upsert_decided_many(items, kind="opened", actor="router")
+
+    assert first == [True, True, True]
+    assert again == [False, False, False]
+    for n in (1, 2, 3):
+        [event] = cases.events(f"T-{n}")
+        assert event["kind"] == "opened"
+        assert event["payload"]["cause"] == {"request_id": f"r{n}"}
+
+
+def test_a_case_that_cannot_be_written_loses_only_itself(cases: CaseStore) -> None:
+    unwritable = {"request_id": object()}  # not JSON: its event insert fails
+    items = [
+        (make_case(1), {"request_id": "r1"}),
+        (make_case(2), unwritable),
+        (make_case(3), {"request_id": "r3"}),
+    ]
+
+    written = cases.upsert_decided_many(items, kind="opened", actor="router")
+
+    assert written == [True, False, True]
+    assert cases.get("T-1") is not None and cases.get("T-3") is not None
+    assert cases.get("T-2") is None  # its whole transaction rolled back
+
+
 def test_a_reroute_changes_the_decision_but_keeps_status_and_times(
     cases: CaseStore,
 ) -> None:
