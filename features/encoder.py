@@ -240,13 +240,15 @@ def export_onnx(model: Any, target: Path, *, int8: bool) -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     sample = _tokenize(model, ["an example ticket", "another, longer example ticket"])
-    names = [
+    names: list[str] = [
         name
         for name in ("input_ids", "attention_mask", "token_type_ids")
         if name in sample
     ]
     graph = _sentence_graph(model, names)
-    axes = {name: {0: "batch", 1: "tokens"} for name in names}
+    axes: dict[str, dict[int, str]] = {
+        name: {0: "batch", 1: "tokens"} for name in names
+    }
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         plain = Path(scratch) / "float32.onnx"
         try:

@@ -130,7 +130,10 @@ def build_app(args: dict[str, Any]) -> Any:
     class Ingress:
         """The HTTP entry point; its FastAPI app is built inside the replica."""
 
-        async def __init__(self, router: Any, classifier: Any, monitor: Any) -> None:
+        # Serve awaits an async __init__; the listener binds in it.
+        async def __init__(  # type: ignore[misc]
+            self, router: Any, classifier: Any, monitor: Any
+        ) -> None:
             from serving.listener import HttpListener
 
             self.backend = HandleBackend(router, classifier, monitor, **grouping)
@@ -145,8 +148,9 @@ def build_app(args: dict[str, Any]) -> Any:
             return self.api
 
         def __del__(self) -> None:
-            if getattr(self, "listener", None) is not None:
-                self.listener.close_now()
+            listener = getattr(self, "listener", None)
+            if listener is not None:
+                listener.close_now()
 
     classifier = (
         classifier_deployment()

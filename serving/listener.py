@@ -16,7 +16,10 @@ import errno
 import logging
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
+
+import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,6 @@ class HttpListener:
         Raises:
             ListenerError: the port stayed taken, or uvicorn did not start.
         """
-        import uvicorn
-
         sock = await _bind(host, port, bind_timeout_s)
         config = uvicorn.Config(
             app,
@@ -63,8 +64,7 @@ class HttpListener:
             # Ray Serve's own handler restores the replica's signal handling.
             timeout_graceful_shutdown=5,
         )
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server = _ReplicaServer(config)
         task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
@@ -86,6 +86,14 @@ class HttpListener:
         """From a finaliser: no loop to wait on, just release the port."""
         self.server.should_exit = True
         self.socket.close()
+
+
+class _ReplicaServer(uvicorn.Server):
+    """uvicorn that leaves signals alone: they are the Ray worker's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 async def _bind(host: str, port: int, timeout_s: float) -> socket.socket:
