@@ -158,7 +158,12 @@ class Encoder:
         """L2-normalised float32 embeddings, one row per text."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if self.backend != "torch":
+        if self.backend == "onnx-int8":
+            # Activations are quantised per call, with one scale over the
+            # whole batch: in company, a text's embedding would depend on
+            # the texts beside it. Alone, it is a function of the text.
+            return self.runner.encode(list(texts), 1)
+        if self.backend == "onnx":
             return self.runner.encode(list(texts), self.batch_size)
         vectors = self.model.encode(
             list(texts),

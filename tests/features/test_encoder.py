@@ -171,3 +171,16 @@ def test_a_model_that_cannot_be_traced_fails_with_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"cannot be exported to ONNX.*not supported"):
         export_onnx(Untraceable(), tmp_path / "x.onnx", int8=False)
     assert not list(tmp_path.glob("*.onnx"))
+
+
+@pytest.mark.integration
+def test_an_int8_embedding_does_not_depend_on_the_texts_beside_it(tmp_path):
+    """Activations are quantised per call: a batch would share one scale."""
+    from features.encoder import Encoder
+
+    int8 = Encoder(backend="onnx-int8", export_dir=tmp_path, batch_size=16)
+
+    alone = int8.encode(TEXTS[1:2])
+    in_company = int8.encode(TEXTS)
+
+    assert np.array_equal(in_company[1], alone[0])

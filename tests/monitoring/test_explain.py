@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from features.encoder import Encoder
 from features.sample_data import LABEL_COLUMNS, generate_frame
 from features.schema import Ticket, ticket_from_row
 from monitoring.explain import (
     DecisionNotFoundError,
     TicketText,
+    bundle_encoder,
     explain_decision,
     registry_bundles,
 )
@@ -66,7 +66,7 @@ def decided(
 
 @pytest.mark.integration
 def test_a_model_decision_shows_its_queues_thresholds_and_nearest_tickets(
-    decided: dict[str, Any], encoder: Encoder
+    decided: dict[str, Any],
 ) -> None:
     decision = _first(decided["decisions"], "auto")
     ticket = decided["tickets"][decision.ticket_id]
@@ -78,7 +78,8 @@ def test_a_model_decision_shows_its_queues_thresholds_and_nearest_tickets(
         decision.decision_id,
         ticket_text=_ticket_text(ticket, decided["folder"]),
         load_bundle=registry_bundles(settings),
-        embed=lambda _bundle, texts: encoder.encode(texts),
+        # Each version's own encoder and backend, as the CLI embeds.
+        embed=bundle_encoder(settings),
     ).to_dict()
 
     assert found["verdict"] == f"the model routed it to {decision.queue}"

@@ -42,7 +42,7 @@ def challenger(champion_settings: ServingSettings) -> str:
 
 
 def test_both_versions_are_scored_on_the_challengers_test_rows(
-    champion_settings: ServingSettings, challenger: str, encoder: Encoder
+    champion_settings: ServingSettings, challenger: str
 ) -> None:
     champion = get_version(champion_settings, "champion")
 
@@ -66,7 +66,7 @@ def test_both_versions_are_scored_on_the_challengers_test_rows(
         assert row["delta"] == pytest.approx(row["challenger"] - row["champion"])
     assert set(found["per_queue"]) >= {"billing_invoicing", "security"}
 
-    expected = _routes_that_differ(champion_settings, challenger, champion, encoder)
+    expected = _routes_that_differ(champion_settings, challenger, champion)
     routing = found["routing"]
     assert routing["routed_differently"] == expected
     assert expected > 0, "the stricter thresholds should change some routes"
@@ -125,11 +125,19 @@ def test_without_a_champion_compare_says_so(
 
 
 def _routes_that_differ(
-    settings: ServingSettings, challenger: str, champion: Any, encoder: Encoder
+    settings: ServingSettings, challenger: str, champion: Any
 ) -> int:
     version = get_version(settings, challenger)
     test = load_test_frame(settings, version)
-    embeddings = encoder.encode(test["text"].tolist())
+    # Both versions were trained on the same encoder and backend: embed once,
+    # as the version's own encoder does.
+    _, trained = load_bundle(settings, challenger)
+    own = Encoder(
+        trained.encoder,
+        backend=trained.encoder_backend,
+        export_dir=settings.encoder_export_dir,
+    )
+    embeddings = own.encode(test["text"].tolist())
     routes = []
     for ref in (challenger, champion.version):
         _, bundle = load_bundle(settings, ref)
