@@ -61,7 +61,7 @@ class HttpListener:
             log_level="warning",
             access_log=False,
             timeout_keep_alive=90,
-            # Ray Serve's own handler restores the replica's signal handling.
+            # When the replica stops, requests in flight get this long.
             timeout_graceful_shutdown=5,
         )
         server = _ReplicaServer(config)
