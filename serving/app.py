@@ -340,13 +340,14 @@ class MeasuredRequests:
             await send(message)
 
         length = _header(scope, b"content-length")
-        if length and length.isdigit() and int(length) > self.max_bytes:
-            problem = FieldProblem(
-                "body", f"request of {length} bytes", f"{self.max_bytes} bytes"
-            )
-            response = _error_response(PayloadTooLargeError([problem]))
-            await response(scope, receive, send_noting_status)
-        else:
+        try:
+            if length and length.isdigit() and int(length) > self.max_bytes:
+                problem = FieldProblem(
+                    "body", f"request of {length} bytes", f"{self.max_bytes} bytes"
+                )
+                response = _error_response(PayloadTooLargeError([problem]))
+                await response(scope, receive, send_noting_status)
+                return
             try:
                 await self.app(scope, receive, send_noting_status)
             except Exception:  # a bug must still answer, and be counted
@@ -355,9 +356,10 @@ class MeasuredRequests:
                     raise
                 failed = JSONResponse({"error": "internal_error"}, status_code=500)
                 await failed(scope, receive, send_noting_status)
-        endpoint = _endpoint_label(scope)
-        self.metrics.requests.labels(endpoint, str(status)).inc()
-        self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        finally:
+            endpoint = _endpoint_label(scope)
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
 def _header(scope: Any, name: bytes) -> str | None:
