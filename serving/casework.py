@@ -197,10 +197,7 @@ class CaseDesk:
                 self.writer.submit(records_for(tickets, decisions, request_id, path))
             if self.cases is not None:
                 cases.extend(
-                    (_case_for(ticket, context, answer, decision), request_id)
-                    for ticket, context, answer, decision in zip(
-                        tickets, contexts, answers, decisions, strict=True
-                    )
+                    _cases_of(tickets, contexts, answers, decisions, request_id)
                 )
             self._notify(tickets, decisions)
         if cases:
@@ -219,12 +216,7 @@ class CaseDesk:
         written before this returns."""
         if self.cases is not None:
             self._keep_cases(
-                [
-                    (_case_for(ticket, context, answer, decision), request_id)
-                    for ticket, context, answer, decision in zip(
-                        tickets, contexts, answers, decisions, strict=True
-                    )
-                ]
+                _cases_of(tickets, contexts, answers, decisions, request_id)
             )
         self._notify(tickets, decisions)
 
@@ -424,6 +416,22 @@ def _wanted(
         (ticket, decision)
         for ticket, decision in zip(tickets, decisions, strict=True)
         if decision.notify
+    ]
+
+
+def _cases_of(
+    tickets: Sequence[Ticket],
+    contexts: Sequence[Context | None],
+    answers: Sequence[dict[str, Any] | None],
+    decisions: Sequence[Decision],
+    request_id: str,
+) -> list[tuple[Case, str]]:
+    """Each ticket's case as its decision left it, with the request id."""
+    return [
+        (_case_for(ticket, context, answer, decision), request_id)
+        for ticket, context, answer, decision in zip(
+            tickets, contexts, answers, decisions, strict=True
+        )
     ]
 
 
